@@ -1,0 +1,68 @@
+"""All tables. Importing this package registers every table on `SQLModel.metadata`."""
+
+from storage.models.catalogue import (
+    Action,
+    Assignment,
+    EvidenceRequirement,
+    Measure,
+    Period,
+    Programme,
+    Question,
+)
+from storage.models.enums import (
+    ActionLevel,
+    Channel,
+    InboxStatus,
+    OutboxStatus,
+    ProgrammeKind,
+    QuestionKind,
+    RegionKind,
+    ReviewDecision,
+    Role,
+    SubmissionStatus,
+)
+from storage.models.messaging import ConversationState, InboxMessage, OutboxMessage
+from storage.models.people import TIMEZONES, ChannelIdentity, Contact, InviteCode, Office, Region
+from storage.models.reports import (
+    Answer,
+    AuditLog,
+    EvidenceFile,
+    ReviewEvent,
+    Submission,
+    SubmissionVersion,
+)
+
+__all__ = [
+    "TIMEZONES",
+    "Action",
+    "ActionLevel",
+    "Answer",
+    "Assignment",
+    "AuditLog",
+    "Channel",
+    "ChannelIdentity",
+    "Contact",
+    "ConversationState",
+    "EvidenceFile",
+    "EvidenceRequirement",
+    "InboxMessage",
+    "InboxStatus",
+    "InviteCode",
+    "Measure",
+    "Office",
+    "OutboxMessage",
+    "OutboxStatus",
+    "Period",
+    "Programme",
+    "ProgrammeKind",
+    "Question",
+    "QuestionKind",
+    "Region",
+    "RegionKind",
+    "ReviewDecision",
+    "ReviewEvent",
+    "Role",
+    "Submission",
+    "SubmissionStatus",
+    "SubmissionVersion",
+]

@@ -1,0 +1,65 @@
+"""What the conversation engine keeps: state per (channel, user), the inbox of inbound message
+ids (each processed once), and the outbox every outgoing message goes through."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from storage.models.enums import Channel, InboxStatus, OutboxStatus
+from storage.types import UTCDateTime, enum_type, json_type, utcnow
+
+
+class ConversationState(SQLModel, table=True):
+    __tablename__ = "conversation_state"
+    __table_args__ = (sa.UniqueConstraint("channel", "user_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: Channel = Field(sa_type=enum_type(Channel))
+    user_key: str = Field(max_length=64)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="SET NULL")
+    flow: str | None = Field(default=None, max_length=30)
+    step: str | None = Field(default=None, max_length=40)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=json_type())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class InboxMessage(SQLModel, table=True):
+    """An inbound message id seen on a channel. The unique key makes redelivery harmless."""
+
+    __tablename__ = "inbox_message"
+    __table_args__ = (sa.UniqueConstraint("channel", "message_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: Channel = Field(sa_type=enum_type(Channel))
+    message_id: str = Field(max_length=160)
+    status: InboxStatus = Field(default=InboxStatus.processed, sa_type=enum_type(InboxStatus))
+    # Kept for webhooks: the raw update is stored before answering 200, processed after.
+    payload: dict[str, Any] | None = Field(default=None, sa_type=json_type())
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "outbox_message"
+    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    channel: Channel = Field(sa_type=enum_type(Channel))
+    recipient: str = Field(max_length=64)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="SET NULL")
+    # reply, reminder, broadcast, ...: reminders and broadcasts become WhatsApp templates.
+    purpose: str = Field(default="reply", max_length=20)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=json_type())
+    status: OutboxStatus = Field(default=OutboxStatus.pending, sa_type=enum_type(OutboxStatus))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    provider_message_id: str | None = Field(default=None, max_length=160, index=True)
+    delivery_status: str | None = Field(default=None, max_length=20)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,0 +1,48 @@
+"""Period windows in each region's local time.
+
+A period opens at the start of `opens_on` and closes at the end of `due_on`, both in the region's
+own zone (WIB, WITA or WIT): a Papua office's deadline passes two hours before a Jakarta one's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+ZONE_ABBREVIATIONS = {"Asia/Jakarta": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT"}
+
+
+@dataclass(frozen=True)
+class Window:
+    opens_at: datetime  # UTC, inclusive
+    closes_at: datetime  # UTC, exclusive: the first instant after the due date
+
+    def is_open(self, now: datetime) -> bool:
+        return self.opens_at <= now < self.closes_at
+
+
+def start_of_day(day: date, timezone: str) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def deadline(due_on: date, timezone: str) -> datetime:
+    """The end of the due date in the region's zone, as a UTC instant (exclusive)."""
+    return start_of_day(due_on + timedelta(days=1), timezone)
+
+
+def window(opens_on: date, due_on: date, timezone: str) -> Window:
+    return Window(opens_at=start_of_day(opens_on, timezone), closes_at=deadline(due_on, timezone))
+
+
+def local_day(now: datetime, timezone: str) -> date:
+    return now.astimezone(ZoneInfo(timezone)).date()
+
+
+def days_left(due_on: date, now: datetime, timezone: str) -> int:
+    """Whole days until the due date in the region's calendar: 0 on the due date itself."""
+    return (due_on - local_day(now, timezone)).days
+
+
+def zone_abbreviation(timezone: str) -> str:
+    return ZONE_ABBREVIATIONS.get(timezone, timezone)
