@@ -1,4 +1,4 @@
-"""Settings from the environment or `.env`, prefix `LAPORHAM_` (see INTERFACES.md and .env.example)."""
+"""Settings from the environment or `.env`, prefix `LAPORHAM_` (INTERFACES.md, .env.example)."""
 
 from __future__ import annotations
 

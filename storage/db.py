@@ -76,5 +76,7 @@ async def empty_all_tables(engine: AsyncEngine) -> None:
             names = ", ".join(f'"{table.name}"' for table in tables)
             await conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
         else:
+            # Regions reference their province: check foreign keys only at the end.
+            await conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
             for table in tables:
                 await conn.execute(table.delete())

@@ -1,0 +1,59 @@
+"""The chat commands (INTERFACES.md): Indonesian names, English aliases, with or without the
+slash, any letter case, because WhatsApp users type words."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Command(StrEnum):
+    start = "start"
+    register = "daftar"
+    report = "lapor"
+    back = "kembali"
+    cancel = "batal"
+    done = "selesai"
+    status = "status"
+    pending = "belum"
+    recap = "rekap"
+    review = "periksa"
+    broadcast = "siaran"
+    help = "bantuan"
+    language = "bahasa"
+
+
+ALIASES: dict[str, Command] = {
+    **{command.value: command for command in Command},
+    "register": Command.register,
+    "report": Command.report,
+    "back": Command.back,
+    "cancel": Command.cancel,
+    "done": Command.done,
+    "pending": Command.pending,
+    "recap": Command.recap,
+    "review": Command.review,
+    "broadcast": Command.broadcast,
+    "help": Command.help,
+    "language": Command.language,
+    "menu": Command.help,
+}
+
+
+def parse_command(text: str) -> tuple[Command, str] | None:
+    """`"/Lapor@LaporHAMBot x"` -> (Command.report, "x"); a plain word counts too ("batal").
+
+    Only the first word is looked at, and a bare word only when it is the whole message or is
+    followed by arguments of a command that takes them, so that ordinary answers are not eaten.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return None
+    head, _, rest = stripped.partition(" ")
+    slash = head.startswith("/")
+    word = head.lstrip("/").split("@", 1)[0].lower()
+    command = ALIASES.get(word)
+    if command is None:
+        return None
+    if not slash and rest and command is not Command.register:
+        return None
+    return command, rest.strip()

@@ -1,0 +1,297 @@
+"""The engine: every inbound event is handled in one database transaction.
+
+```mermaid
+sequenceDiagram
+    participant C as Channel adapter
+    participant E as Engine
+    participant DB as Database
+    participant O as Outbox sender
+    C->>E: handle(event)
+    opt a file the flow is waiting for
+        E->>C: fetch_file (outside the transaction)
+        E->>E: evidence pipeline (off the event loop)
+    end
+    E->>DB: BEGIN
+    E->>DB: claim inbox id (a redelivery stops here)
+    E->>DB: load + lock conversation state
+    E->>E: route to the flow's handler
+    E->>DB: save state, answers, files, outbox rows
+    E->>DB: COMMIT
+    E-->>O: wake up
+    O->>C: send (after commit)
+```
+
+A crash before COMMIT loses nothing the user sees as given (the channel redelivers, the inbox
+has no record yet); after COMMIT a redelivery is absorbed by the inbox and the replies are in the
+outbox, so none is lost and none is sent twice for the same inbound id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.engine.channel import ChannelAdapter, FetchFailed, FileTooLarge
+from bot.engine.commands import parse_command
+from bot.engine.events import (
+    ChoiceMade,
+    CommandReceived,
+    FileReceived,
+    Inbound,
+    OutText,
+    TextReceived,
+    outgoing_to_payload,
+)
+from bot.engine.render import fit
+from bot.engine.texts import t
+from bot.engine.turn import OFFERED_KEY, PreparedFile, Turn
+from storage import conversations
+from storage.db import transaction
+from storage.evidence import EvidenceRejected, EvidenceStore, RejectionCode, ingest
+from storage.models import Channel, ConversationState
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+Router = Callable[[Turn], Awaitable[None]]
+WantsFile = Callable[[ConversationState], bool]
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        channels: dict[Channel, ChannelAdapter],
+        router: Router,
+        wants_file: WantsFile,
+        evidence_store: EvidenceStore,
+        max_upload_bytes: int,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions = sessions
+        self.channels = channels
+        self.router = router
+        self.wants_file = wants_file
+        self.evidence_store = evidence_store
+        self.max_upload_bytes = max_upload_bytes
+        self.clock = clock
+        self.outbox_ready = asyncio.Event()
+        # Events of one user are handled one at a time (album items arrive together).
+        self._locks: dict[tuple[Channel, str], asyncio.Lock] = {}
+
+    def add_channel(self, adapter: ChannelAdapter) -> None:
+        self.channels[adapter.name] = adapter
+
+    async def handle(self, event: Inbound) -> bool:
+        """Handle one inbound event. False when it was a redelivery of a handled one."""
+        async with self._lock_for(event):
+            try:
+                return await self._handle(event)
+            except Exception:
+                log.exception("handler failed for %s %s", event.channel, event.message_id)
+                return await self._apologise(event)
+
+    def _lock_for(self, event: Inbound) -> asyncio.Lock:
+        key = (event.channel, event.user_key)
+        lock = self._locks.get(key)
+        if lock is None:
+            if len(self._locks) > 10_000:  # forget idle users' locks now and then
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def _handle(self, event: Inbound) -> bool:
+        prepared = None
+        if isinstance(event, FileReceived):
+            prepared = await self._prepare_file(event)
+        adapter = self.channels[event.channel]
+        async with transaction(self.sessions) as session:
+            if not await conversations.claim_inbound(
+                session=session, channel=event.channel, message_id=event.message_id
+            ):
+                return False
+            state = await conversations.load_state(
+                session=session, channel=event.channel, user_key=event.user_key
+            )
+            contact = None
+            now = self.clock()
+            found = await conversations.find_identity(
+                session=session, channel=event.channel, external_id=event.user_key
+            )
+            if found:
+                identity, contact = found
+                identity.last_inbound_at = now
+                identity.unreachable_since = None
+            turn = Turn(
+                session=session,
+                event=normalise(event, state),
+                state=state,
+                contact=contact if contact and contact.active else None,
+                capabilities=adapter.capabilities,
+                now=now,
+                max_upload_bytes=self.max_upload_bytes,
+                prepared_file=prepared,
+            )
+            await self.router(turn)
+            state.updated_at = now
+            state.contact_id = turn.contact.id if turn.contact else state.contact_id
+            self._enqueue(session, turn)
+        self.outbox_ready.set()
+        return True
+
+    async def _prepare_file(self, event: FileReceived) -> PreparedFile | None:
+        """Download and check a file the user's flow is waiting for, before the transaction,
+        so a slow download holds no database lock. Files nobody asked for are not fetched."""
+        async with self.sessions() as session:
+            if await conversations.is_processed(
+                session=session, channel=event.channel, message_id=event.message_id
+            ):
+                return None
+            found = await conversations.find_identity(
+                session=session, channel=event.channel, external_id=event.user_key
+            )
+            state = await conversations.peek_state(
+                session=session, channel=event.channel, user_key=event.user_key
+            )
+        if not found or state is None or not self.wants_file(state):
+            return None
+        limit = min(
+            self.max_upload_bytes, self.channels[event.channel].capabilities.max_download_bytes
+        )
+        if event.claimed_size is not None and event.claimed_size > limit:
+            return PreparedFile(rejection=RejectionCode.too_large)
+        try:
+            data = await self.channels[event.channel].fetch_file(event, max_bytes=limit)
+            stored = await ingest(data, store=self.evidence_store, max_bytes=self.max_upload_bytes)
+        except FileTooLarge:
+            return PreparedFile(rejection=RejectionCode.too_large)
+        except FetchFailed:
+            return PreparedFile(rejection="fetch_failed")
+        except EvidenceRejected as rejected:
+            return PreparedFile(rejection=rejected.code)
+        return PreparedFile(stored=stored)
+
+    def _enqueue(self, session: AsyncSession, turn: Turn) -> None:
+        event = turn.event
+        messages = []
+        for message in turn.outgoing:
+            messages += (
+                fit(message, turn.capabilities) if isinstance(message, OutText) else [message]
+            )
+        for index, message in enumerate(messages):
+            conversations.enqueue(
+                session=session,
+                idempotency_key=f"{event.channel}:{event.message_id}:{index}",
+                channel=event.channel,
+                recipient=event.chat_id,
+                contact_id=turn.contact.id if turn.contact else None,
+                payload=outgoing_to_payload(message),
+            )
+
+    async def store_raw(
+        self, channel: Channel, message_id: str, payload: dict[str, object]
+    ) -> bool:
+        """Webhooks: keep the raw message before answering 200; False for a redelivery."""
+        async with transaction(self.sessions) as session:
+            if await conversations.is_processed(
+                session=session, channel=channel, message_id=message_id
+            ):
+                return False
+            return await conversations.store_received(
+                session=session, channel=channel, message_id=message_id, payload=dict(payload)
+            )
+
+    async def replay_stored(self) -> int:
+        """Handle webhook messages that were stored but not handled (the process died)."""
+        replayed = 0
+        for channel, adapter in list(self.channels.items()):
+            parse = getattr(adapter, "parse_stored", None)
+            if parse is None:
+                continue
+            async with self.sessions() as session:
+                rows = await conversations.unprocessed_inbound(session=session, channel=channel)
+            for row in rows:
+                event = parse(row.payload or {})
+                if event is None:  # nothing we can act on: mark it handled, don't retry forever
+                    async with transaction(self.sessions) as session:
+                        await conversations.claim_inbound(
+                            session=session, channel=channel, message_id=row.message_id
+                        )
+                elif await self.handle(event):
+                    replayed += 1
+        return replayed
+
+    async def _apologise(self, event: Inbound) -> bool:
+        """A handler bug must not mean silence: say so, and mark the event handled."""
+        try:
+            async with transaction(self.sessions) as session:
+                if not await conversations.claim_inbound(
+                    session=session, channel=event.channel, message_id=event.message_id
+                ):
+                    return False
+                state = await conversations.peek_state(
+                    session=session, channel=event.channel, user_key=event.user_key
+                )
+                language = str((state.data if state else {}).get("language", "id"))
+                conversations.enqueue(
+                    session=session,
+                    idempotency_key=f"{event.channel}:{event.message_id}:error",
+                    channel=event.channel,
+                    recipient=event.chat_id,
+                    payload=outgoing_to_payload(OutText(text=t(language, "error.internal"))),
+                )
+        except Exception:
+            log.exception("could not even apologise for %s", event.message_id)
+            return False
+        self.outbox_ready.set()
+        return True
+
+
+def normalise(event: Inbound, state: ConversationState) -> Inbound:
+    """Words that are commands become commands; "2" or a label answers a numbered choice."""
+    if isinstance(event, TextReceived):
+        parsed = parse_command(event.text)
+        if parsed:
+            command, args = parsed
+            return CommandReceived(**_base(event), name=command.value, args=args)
+        offered = list(state.data.get(OFFERED_KEY, []))
+        text = event.text.strip()
+        if text.isdigit() and 1 <= int(text) <= len(offered):
+            return ChoiceMade(**_base(event), choice_id=offered[int(text) - 1])
+        label_match = _match_label(text, state)
+        if label_match:
+            return ChoiceMade(**_base(event), choice_id=label_match)
+    if isinstance(event, CommandReceived):
+        parsed = parse_command("/" + event.name)
+        if parsed:
+            return replace(event, name=parsed[0].value)
+    return event
+
+
+def _match_label(text: str, state: ConversationState) -> str | None:
+    prompt = state.data.get("_prompt") or {}
+    wanted = text.casefold()
+    for choice_id, label in prompt.get("choices", []):
+        if str(label).casefold() == wanted:
+            return str(choice_id)
+    return None
+
+
+def _base(event: Inbound) -> dict[str, object]:
+    return {
+        "channel": event.channel,
+        "user_key": event.user_key,
+        "chat_id": event.chat_id,
+        "message_id": event.message_id,
+        "display_name": event.display_name,
+        "received_at": event.received_at,
+        "raw": event.raw,
+    }
+

@@ -1,0 +1,113 @@
+"""One event model for every channel.
+
+Channel adapters translate a platform payload into one of the `Inbound` events below and deliver
+the `Outgoing` messages the engine puts in the outbox. Nothing here knows a chat library. Each
+event keeps the platform payload in `raw` as an escape hatch (never for business decisions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from storage.models import Channel
+from storage.types import utcnow
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inbound:
+    channel: Channel
+    user_key: str  # the user's id on the channel: Telegram user id, WhatsApp wa_id, "console"
+    chat_id: str  # where replies go (a private chat: usually the same as user_key)
+    message_id: str  # unique per channel: the inbox deduplicates on it
+    display_name: str | None = None
+    received_at: datetime = field(default_factory=utcnow)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextReceived(Inbound):
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandReceived(Inbound):
+    name: str  # lower case, without the slash or @BotName
+    args: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChoiceMade(Inbound):
+    choice_id: str  # the id of a Choice the engine offered; hostile until checked
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileReceived(Inbound):
+    file_ref: str  # the channel's file id, to fetch the bytes with
+    claimed_name: str | None = None  # untrusted: shown to people, never a path
+    claimed_mime: str | None = None  # untrusted
+    claimed_size: int | None = None  # untrusted, but lets us refuse before downloading
+    is_photo: bool = False
+    media_group_id: str | None = None  # Telegram albums: each item is its own event
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContactShared(Inbound):
+    phone: str
+    is_own: bool  # Telegram: contact.user_id == from.id; anything else must not register
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocationShared(Inbound):
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unsupported(Inbound):
+    kind: str  # sticker, voice, video_note, poll, edited, ...
+
+
+@dataclass(frozen=True)
+class Choice:
+    id: str  # short (Telegram callback_data <= 64 bytes), never the label
+    label: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutText:
+    """A text message. `text` is HTML-safe markup (<b>, <i> only); user values are escaped by
+    bot.engine.texts when the text is made. Channels convert the markup to their own."""
+
+    text: str
+    choices: tuple[Choice, ...] = ()
+    request_contact: bool = False  # Telegram: a "share my phone number" reply keyboard
+    # Reminders and broadcasts: WhatsApp must send these as an approved template.
+    template: str | None = None
+    template_params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutFile:
+    storage_key: str
+    filename: str
+    caption: str = ""
+    as_photo: bool = False
+
+
+Outgoing = OutText | OutFile
+
+
+def outgoing_to_payload(message: Outgoing) -> dict[str, Any]:
+    kind = "text" if isinstance(message, OutText) else "file"
+    return {"type": kind, **asdict(message)}
+
+
+def outgoing_from_payload(payload: dict[str, Any]) -> Outgoing:
+    data = {key: value for key, value in payload.items() if key != "type"}
+    if payload.get("type") == "file":
+        return OutFile(**data)
+    data["choices"] = tuple(Choice(**choice) for choice in data.get("choices", ()))
+    data["template_params"] = tuple(data.get("template_params", ()))
+    return OutText(**data)

@@ -1,0 +1,151 @@
+"""Registration: an unknown user gets only this path.
+
+```mermaid
+stateDiagram-v2
+    [*] --> Unknown: any message from an unregistered user
+    Unknown --> Registered: WhatsApp: their number (wa_id) is an imported contact
+    Unknown --> AskContact: otherwise: ask to share the phone number, or /daftar KODE
+    AskContact --> Registered: own contact shared, number imported
+    AskContact --> AskContact: someone else's contact / unknown number / bad code (explained)
+    AskContact --> Registered: /daftar KODE with a valid, unused, unexpired invite
+    Registered --> [*]: welcome naming office, region, role and what they can do
+```
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from bot.engine.events import CommandReceived, ContactShared, OutText
+from bot.engine.turn import Turn
+from handlers.help import role_help
+from handlers.scope import role_label, scope_label
+from storage import conversations
+from storage.invites import find_usable_invite
+from storage.models import Contact
+from storage.phones import InvalidPhone, normalise_phone, whatsapp_id_to_phone
+
+FLOW = "register"
+
+
+class Step(StrEnum):
+    ask_contact = "ask_contact"
+
+
+async def handle(turn: Turn) -> None:
+    """Everything an unregistered user sends ends up here."""
+    if turn.capabilities.user_key_is_phone and await _match_own_number(turn):
+        return
+    event = turn.event
+    if isinstance(event, ContactShared):
+        await _contact_shared(turn, event)
+    elif isinstance(event, CommandReceived) and event.name == "daftar" and event.args:
+        await redeem(turn, event.args)
+    else:
+        ask_contact(turn)
+
+
+async def start(turn: Turn) -> None:
+    """/start and /daftar: welcome back a registered user, else begin registration."""
+    if turn.contact is not None:
+        turn.say("register.already", name=turn.contact.name)
+        await welcome_body(turn, turn.contact)
+        return
+    await handle(turn)
+
+
+def ask_contact(turn: Turn) -> None:
+    turn.goto(FLOW, Step.ask_contact)
+    if turn.capabilities.contact_button:
+        turn.ask(turn.text("register.ask_button"), request_contact=True)
+    elif turn.capabilities.contact_command:
+        turn.ask(turn.text("register.ask_typed", command=turn.capabilities.contact_command))
+    else:
+        turn.ask(turn.text("register.ask_code"))
+
+
+async def _match_own_number(turn: Turn) -> bool:
+    """WhatsApp: the sender's id is their number, so a known contact needs no question."""
+    try:
+        phone = whatsapp_id_to_phone(turn.event.user_key)
+    except InvalidPhone:
+        return False
+    contact = await conversations.find_contact_by_phone(session=turn.session, phone=phone)
+    if contact is None or not contact.active:
+        return False
+    await _link(turn, contact)
+    return True
+
+
+async def _contact_shared(turn: Turn, event: ContactShared) -> None:
+    if not event.is_own:
+        turn.say("register.not_own_contact")
+        ask_contact(turn)
+        return
+    try:
+        phone = normalise_phone(event.phone)
+    except InvalidPhone:
+        turn.say("register.bad_phone", phone=event.phone)
+        ask_contact(turn)
+        return
+    contact = await conversations.find_contact_by_phone(session=turn.session, phone=phone)
+    if contact is None or not contact.active:
+        turn.say("register.unknown_phone", phone=phone)
+        return
+    await _link(turn, contact)
+
+
+async def redeem(turn: Turn, code: str) -> None:
+    if turn.contact is not None:
+        turn.say("register.already", name=turn.contact.name)
+        return
+    invite = await find_usable_invite(session=turn.session, code=code, now=turn.now)
+    if invite is None:
+        turn.say("register.bad_code")
+        ask_contact(turn)
+        return
+    contact = Contact(
+        name=(invite.name or turn.event.display_name or "Pengguna")[:120],
+        role=invite.role,
+        region_id=invite.region_id,
+        office_id=invite.office_id,
+        language=turn.language,
+    )
+    turn.session.add(contact)
+    await turn.session.flush()
+    invite.used_at, invite.used_by_id = turn.now, contact.id
+    await _link(turn, contact)
+
+
+async def _link(turn: Turn, contact: Contact) -> None:
+    identity = await conversations.link_identity(
+        session=turn.session,
+        contact=contact,
+        channel=turn.event.channel,
+        external_id=turn.event.user_key,
+    )
+    identity.last_inbound_at = turn.now
+    language = turn.state.data.get("language")
+    if language in {"id", "en"}:
+        contact.language = language
+    turn.contact = contact
+    turn.leave_flow()
+    await welcome(turn, contact)
+
+
+async def welcome(turn: Turn, contact: Contact) -> None:
+    turn.send(
+        OutText(
+            text=turn.text(
+                "register.welcome",
+                name=contact.name,
+                role=role_label(turn, contact),
+                scope=await scope_label(turn.session, contact),
+            )
+        )
+    )
+    await welcome_body(turn, contact)
+
+
+async def welcome_body(turn: Turn, contact: Contact) -> None:
+    turn.send(OutText(text=role_help(turn, contact)))

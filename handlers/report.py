@@ -1,0 +1,629 @@
+"""/lapor: a focal point reports one action of the open period, measure by measure.
+
+```mermaid
+stateDiagram-v2
+    [*] --> ChoosePeriod: /lapor (skipped when only one period is open)
+    ChoosePeriod --> ChooseAction
+    ChooseAction --> ConfirmReopen: report already submitted
+    ConfirmReopen --> Answer: yes (old version kept)
+    ChooseAction --> Answer: draft or returned: resume at the first missing item
+    ChooseAction --> Summary: approved (read only) or nothing missing
+    Answer --> Answer: valid answer -> next question (bad input: explained, asked again)
+    Answer --> Evidence: questions of the measure done
+    Evidence --> Evidence: file accepted / refused with the reason
+    Evidence --> Answer: /selesai -> next measure
+    Evidence --> Summary: /selesai on the last requirement
+    Answer --> Answer: /kembali (one step back)
+    Summary --> Answer: complete it / change answers
+    Summary --> ConfirmSubmit: submit (only when complete)
+    ConfirmSubmit --> [*]: yes -> submitted
+    Summary --> [*]: later (draft kept)
+```
+Every step keeps what was given in the database at once, so /batal, a lost connection or a
+restart never loses an answer; /lapor resumes at the first thing still missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+
+from bot.engine.events import (
+    Choice,
+    ChoiceMade,
+    CommandReceived,
+    FileReceived,
+    TextReceived,
+)
+from bot.engine.texts import human_size
+from bot.engine.turn import Turn
+from handlers import report_views as views
+from handlers.answers import Invalid, parse_answer
+from storage import reports
+from storage.models import (
+    EvidenceFile,
+    Period,
+    QuestionKind,
+    Role,
+    Submission,
+    SubmissionStatus,
+)
+from storage.periods import window
+from storage.reports import WalkItem
+
+FLOW = "report"
+FlowAction = Callable[[Turn], Awaitable[None]]
+
+
+class Step(StrEnum):
+    choose_period = "choose_period"
+    choose_action = "choose_action"
+    confirm_reopen = "confirm_reopen"
+    answer = "answer"
+    evidence = "evidence"
+    summary = "summary"
+    confirm_submit = "confirm_submit"
+
+
+def wants_file(step: str | None) -> bool:
+    return step == Step.evidence
+
+
+# --- entry ----------------------------------------------------------------------------------
+
+
+async def start(turn: Turn) -> None:
+    contact = turn.contact
+    if contact is None or contact.role is not Role.focal_point or contact.office_id is None:
+        turn.say("report.focal_point_only")
+        return
+    region = await reports.get_region(session=turn.session, region_id=contact.region_id or 0)
+    timezone = region.timezone if region else "Asia/Jakarta"
+    periods = await reports.open_periods_for_office(
+        session=turn.session, office_id=contact.office_id, timezone=timezone, now=turn.now
+    )
+    if not periods:
+        turn.leave_flow()
+        turn.say("report.no_open_period")
+        return
+    if len(periods) == 1:
+        await _choose_action(turn, periods[0][1])
+        return
+    turn.goto(FLOW, Step.choose_period)
+    turn.ask(
+        turn.text("report.choose_period"),
+        [
+            Choice(f"p:{period.id}", f"{programme.title} — {period.title}")
+            for programme, period in periods
+        ],
+    )
+
+
+async def handle(turn: Turn) -> None:
+    step = Step(turn.step) if turn.step in Step.__members__ else None
+    if step is None:
+        await start(turn)
+        return
+    await STEP_HANDLERS[step](turn)
+
+
+# --- choosing -------------------------------------------------------------------------------
+
+
+async def _on_choose_period(turn: Turn) -> None:
+    period_id = _chosen_id(turn, "p:")
+    if period_id is None:
+        _not_understood(turn)
+        return
+    period = await reports.get_period(session=turn.session, period_id=period_id)
+    if period is None:
+        _not_understood(turn)
+        return
+    await _choose_action(turn, period)
+
+
+async def _choose_action(turn: Turn, period: Period) -> None:
+    office_id = turn.contact.office_id if turn.contact else None
+    rows = await reports.office_actions_for_period(
+        session=turn.session, office_id=office_id or 0, period=period
+    )
+    if not rows:
+        turn.leave_flow()
+        turn.say("report.no_actions", period=period.title)
+        return
+    turn.goto(FLOW, Step.choose_action, period_id=period.id)
+    lines = [
+        turn.text("report.action_line", n=n, title=action.title, state=_state_label(turn, sub))
+        for n, (action, sub) in enumerate(rows, start=1)
+    ]
+    deadline = await views.deadline_text(turn, period)
+    turn.ask(
+        turn.text("report.choose_action", period=period.title)
+        + "\n"
+        + deadline
+        + "\n\n"
+        + "\n".join(lines),
+        [Choice(f"a:{action.id}", action.title) for action, _ in rows],
+    )
+
+
+def _state_label(turn: Turn, submission: Submission | None) -> str:
+    status = submission.status.value if submission else "none"
+    return turn.text(f"status.{status}")
+
+
+async def _on_choose_action(turn: Turn) -> None:
+    action_id = _chosen_id(turn, "a:")
+    office_id = turn.contact.office_id if turn.contact else None
+    # Hostile ids: only an action assigned to the user's own office can be opened.
+    if (
+        action_id is None
+        or office_id is None
+        or not await reports.is_assigned(
+            session=turn.session, office_id=office_id, action_id=action_id
+        )
+    ):
+        _not_understood(turn)
+        return
+    period = await _period(turn)
+    if period is None or not await _period_open(turn, period):
+        return
+    submission = await reports.get_or_create_submission(
+        session=turn.session, action_id=action_id, office_id=office_id, period_id=period.id or 0
+    )
+    turn.goto(FLOW, Step.choose_action, submission_id=submission.id)
+    await _open_submission(turn, submission)
+
+
+async def _open_submission(turn: Turn, submission: Submission) -> None:
+    action = await reports.get_action(session=turn.session, action_id=submission.action_id)
+    title = action.title if action else ""
+    if submission.status is SubmissionStatus.approved:
+        turn.say("report.approved_read_only", action=title)
+        await _show_summary(turn, submission, read_only=True)
+        return
+    if submission.status is SubmissionStatus.submitted:
+        turn.goto(FLOW, Step.confirm_reopen)
+        turn.ask(
+            turn.text("report.already_submitted", action=title, version=submission.version),
+            [
+                Choice("reopen", turn.text("button.reopen")),
+                Choice("view", turn.text("button.view")),
+                Choice("later", turn.text("button.later")),
+            ],
+        )
+        return
+    if submission.status is SubmissionStatus.returned:
+        note = await reports.latest_return_note(
+            session=turn.session, submission_id=submission.id or 0
+        )
+        turn.say("report.returned_note", action=title, note=note or "-")
+    items = await _items(turn, submission)
+    answers = await reports.answers_by_question(
+        session=turn.session, submission_id=submission.id or 0
+    )
+    check = await reports.completeness(
+        session=turn.session, submission_id=submission.id or 0, items=items
+    )
+    if answers or check.complete:
+        turn.say("report.resuming", action=title)
+    else:
+        turn.say("report.starting", action=title, count=len({i.measure.id for i in items}))
+    first = check.first_missing_key()
+    if first is None:
+        await _show_summary(turn, submission)
+    else:
+        await _go_to_item(turn, submission, items, first)
+
+
+async def _on_confirm_reopen(turn: Turn) -> None:
+    submission = await _submission(turn)
+    choice = _choice(turn)
+    if submission is None:
+        await start(turn)
+        return
+    if choice == "reopen":
+        period = await _period(turn)
+        if period is None or not await _period_open(turn, period):
+            return
+        await reports.reopen(
+            session=turn.session, submission=submission, contact_id=_contact_id(turn), now=turn.now
+        )
+        turn.say("report.reopened", version=submission.version)
+        items = await _items(turn, submission)
+        await _go_to_item(turn, submission, items, items[0].key)
+    elif choice == "view":
+        await _show_summary(turn, submission, read_only=True)
+    elif choice == "later":
+        turn.leave_flow()
+        turn.say("report.later")
+    else:
+        _not_understood(turn)
+
+
+# --- walking the items ----------------------------------------------------------------------
+
+
+async def _go_to_item(turn: Turn, submission: Submission, items: list[WalkItem], key: str) -> None:
+    item = next((i for i in items if i.key == key), None)
+    if item is None:
+        await _show_summary(turn, submission)
+        return
+    step = Step.answer if item.question else Step.evidence
+    turn.goto(FLOW, step, item=key, submission_id=submission.id)
+    await views.ask_item(turn, submission, items, item)
+
+
+async def _next_item(turn: Turn, submission: Submission, items: list[WalkItem], key: str) -> None:
+    keys = [item.key for item in items]
+    index = keys.index(key) if key in keys else len(keys) - 1
+    if index + 1 < len(keys):
+        await _go_to_item(turn, submission, items, keys[index + 1])
+    else:
+        await _show_summary(turn, submission)
+
+
+async def _on_answer(turn: Turn) -> None:
+    submission, items, item = await _current(turn)
+    if submission is None or item is None or item.question is None:
+        await start(turn)
+        return
+    event, question = turn.event, item.question
+    choice = _choice(turn)
+    if choice == "keep" or (choice == "skip" and not question.required):
+        await _next_item(turn, submission, items, item.key)
+        return
+    if isinstance(event, ChoiceMade) and choice is not None:
+        raw = _choice_to_text(question.kind, choice, question.choices or [])
+    elif isinstance(event, TextReceived):
+        raw = event.text
+    elif isinstance(event, FileReceived):
+        turn.say("report.file_while_question")
+        turn.repeat_prompt()
+        return
+    else:
+        _not_understood(turn)
+        return
+    if raw is None:
+        _not_understood(turn)
+        return
+    parsed = parse_answer(question, raw)
+    if isinstance(parsed, Invalid):
+        turn.say(parsed.key, **parsed.values)
+        turn.repeat_prompt()
+        return
+    await reports.save_answer(
+        session=turn.session,
+        submission=submission,
+        question_id=question.id or 0,
+        value=parsed,
+        contact_id=_contact_id(turn),
+        now=turn.now,
+    )
+    await _next_item(turn, submission, items, item.key)
+
+
+def _choice_to_text(kind: QuestionKind, choice: str, options: list[str]) -> str | None:
+    if kind is QuestionKind.yes_no and choice in {"yes", "no"}:
+        return "ya" if choice == "yes" else "tidak"
+    if kind is QuestionKind.choice and choice.startswith("c:") and choice[2:].isdigit():
+        index = int(choice[2:])
+        return options[index] if index < len(options) else None
+    return None
+
+
+async def _on_evidence(turn: Turn) -> None:
+    submission, _, item = await _current(turn)
+    if submission is None or item is None or item.requirement is None:
+        await start(turn)
+        return
+    event = turn.event
+    if _choice(turn) == "done":
+        await done(turn)
+    elif isinstance(event, FileReceived):
+        await _receive_file(turn, submission, item, event)
+    elif isinstance(event, TextReceived):
+        turn.say("report.text_while_evidence", label=item.requirement.label)
+    else:
+        _not_understood(turn)
+
+
+async def _receive_file(
+    turn: Turn, submission: Submission, item: WalkItem, event: FileReceived
+) -> None:
+    requirement = item.requirement
+    assert requirement is not None
+    name = event.claimed_name or turn.text("report.unnamed_file")
+    prepared = turn.prepared_file
+    if prepared is None or prepared.stored is None:
+        reason = prepared.rejection if prepared else "fetch_failed"
+        turn.say(
+            f"evidence.rejected.{reason}", name=name, max_mb=turn.max_upload_bytes // (1024 * 1024)
+        )
+        return
+    stored = prepared.stored
+    if stored.detected.kind.value not in requirement.kinds:
+        turn.say(
+            "evidence.wrong_kind",
+            name=name,
+            label=requirement.label,
+            accepted=views.kinds_label(turn, requirement.kinds),
+        )
+        return
+    region = (
+        await reports.get_region(session=turn.session, region_id=turn.contact.region_id or 0)
+        if turn.contact
+        else None
+    )
+    reports.add_evidence(
+        session=turn.session,
+        submission=submission,
+        file=EvidenceFile(
+            submission_id=submission.id or 0,
+            requirement_id=requirement.id or 0,
+            sha256=stored.sha256,
+            original_name=(event.claimed_name or "")[:255] or None,
+            claimed_mime=(event.claimed_mime or "")[:120] or None,
+            detected_mime=stored.detected.mime,
+            kind=stored.detected.kind.value,
+            size=stored.size,
+            storage_key=stored.storage_key,
+            display_key=stored.display_key,
+            thumbnail_key=stored.thumbnail_key,
+            width=stored.width,
+            height=stored.height,
+            taken_at=views.local_to_utc(stored.taken_at_local, region.timezone if region else None),
+            gps_lat=stored.gps_lat,
+            gps_lon=stored.gps_lon,
+            channel=event.channel,
+            channel_file_id=event.file_ref[:255],
+            uploaded_by_id=_contact_id(turn),
+            received_at=turn.now,
+        ),
+    )
+    await turn.session.flush()
+    counts = await reports.evidence_counts(session=turn.session, submission_id=submission.id or 0)
+    turn.say(
+        "evidence.accepted",
+        name=name,
+        size=human_size(stored.size),
+        label=requirement.label,
+        count=counts[requirement.id or 0],
+    )
+
+
+async def done(turn: Turn) -> None:
+    """/selesai: finish the current evidence requirement and move on."""
+    if turn.flow != FLOW or turn.step != Step.evidence:
+        turn.say("report.done_nothing")
+        if turn.flow:
+            turn.repeat_prompt()
+        return
+    submission, items, item = await _current(turn)
+    if submission is None or item is None or item.requirement is None:
+        await start(turn)
+        return
+    counts = await reports.evidence_counts(session=turn.session, submission_id=submission.id or 0)
+    short = item.requirement.min_count - counts[item.requirement.id or 0]
+    if short > 0:
+        turn.say("evidence.still_missing", label=item.requirement.label, count=short)
+    await _next_item(turn, submission, items, item.key)
+
+
+async def back(turn: Turn) -> None:
+    """/kembali: one step back."""
+    if turn.step in {Step.answer, Step.evidence, Step.summary, Step.confirm_submit}:
+        submission, items, item = await _current(turn)
+        if submission is None or not items:
+            await start(turn)
+            return
+        keys = [i.key for i in items]
+        if turn.step in {Step.summary, Step.confirm_submit}:
+            await _go_to_item(turn, submission, items, keys[-1])
+            return
+        index = keys.index(item.key) if item else 0
+        if index > 0:
+            await _go_to_item(turn, submission, items, keys[index - 1])
+            return
+    period = await _period(turn)
+    if period is not None and turn.step != Step.choose_action:
+        await _choose_action(turn, period)
+    else:
+        await start(turn)
+
+
+# --- summary and submit ---------------------------------------------------------------------
+
+
+async def _show_summary(turn: Turn, submission: Submission, *, read_only: bool = False) -> None:
+    items = await _items(turn, submission)
+    check = await reports.completeness(
+        session=turn.session, submission_id=submission.id or 0, items=items
+    )
+    turn.say_markup(await views.summary_text(turn, submission, items))
+    if read_only:
+        turn.leave_flow()
+        return
+    turn.goto(FLOW, Step.summary, submission_id=submission.id, item=None)
+    if check.complete:
+        turn.ask(
+            turn.text("report.summary_complete"),
+            [
+                Choice("submit", turn.text("button.submit")),
+                Choice("edit", turn.text("button.edit")),
+                Choice("later", turn.text("button.later")),
+            ],
+        )
+    else:
+        turn.ask(
+            views.missing_text(turn, check),
+            [Choice("fix", turn.text("button.fix")), Choice("later", turn.text("button.later"))],
+        )
+
+
+async def _on_summary(turn: Turn) -> None:
+    submission = await _submission(turn)
+    if submission is None:
+        await start(turn)
+        return
+    choice = _choice(turn)
+    items = await _items(turn, submission)
+    check = await reports.completeness(
+        session=turn.session, submission_id=submission.id or 0, items=items
+    )
+    if choice == "submit" and check.complete:
+        period = await _period(turn)
+        turn.goto(FLOW, Step.confirm_submit)
+        deadline = await views.deadline_text(turn, period) if period else ""
+        turn.ask(
+            turn.text("report.confirm_submit") + "\n" + deadline,
+            [
+                Choice("yes", turn.text("button.yes_submit")),
+                Choice("no", turn.text("button.not_yet")),
+            ],
+        )
+    elif choice == "fix" and check.first_missing_key():
+        await _go_to_item(turn, submission, items, check.first_missing_key() or "")
+    elif choice == "edit" and items:
+        await _go_to_item(turn, submission, items, items[0].key)
+    elif choice == "later":
+        turn.leave_flow()
+        turn.say("report.later")
+    else:
+        _not_understood(turn)
+
+
+async def _on_confirm_submit(turn: Turn) -> None:
+    submission = await _submission(turn)
+    if submission is None:
+        await start(turn)
+        return
+    choice = _choice(turn)
+    if choice == "no":
+        await _show_summary(turn, submission)
+        return
+    if choice != "yes":
+        _not_understood(turn)
+        return
+    period = await _period(turn)
+    if period is None or not await _period_open(turn, period):
+        return
+    items = await _items(turn, submission)
+    check = await reports.completeness(
+        session=turn.session, submission_id=submission.id or 0, items=items
+    )
+    if not check.complete:  # something changed since the summary (another device, a reviewer)
+        await _show_summary(turn, submission)
+        return
+    await reports.submit(
+        session=turn.session, submission=submission, contact_id=_contact_id(turn), now=turn.now
+    )
+    action = await reports.get_action(session=turn.session, action_id=submission.action_id)
+    turn.leave_flow()
+    turn.say(
+        "report.submitted",
+        action=action.title if action else "",
+        period=period.title,
+        version=submission.version,
+    )
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _choice(turn: Turn) -> str | None:
+    """The id of an offered choice the user picked; stale or forged ids count as nothing."""
+    event = turn.event
+    if isinstance(event, ChoiceMade) and event.choice_id in turn.offered:
+        return event.choice_id
+    if isinstance(event, CommandReceived) and event.name == "selesai":
+        return "done"
+    return None
+
+
+def _chosen_id(turn: Turn, prefix: str) -> int | None:
+    choice = _choice(turn)
+    if choice is None or not choice.startswith(prefix) or not choice[len(prefix) :].isdigit():
+        return None
+    return int(choice[len(prefix) :])
+
+
+def _not_understood(turn: Turn) -> None:
+    event = turn.event
+    if isinstance(event, ChoiceMade):
+        turn.say("choice.stale")
+    elif isinstance(event, FileReceived):
+        turn.say("report.file_not_expected")
+    else:
+        turn.say("choice.not_understood")
+    turn.repeat_prompt()
+
+
+def _contact_id(turn: Turn) -> int | None:
+    return turn.contact.id if turn.contact else None
+
+
+async def _submission(turn: Turn) -> Submission | None:
+    submission_id = turn.get("submission_id")
+    if not submission_id:
+        return None
+    submission = await reports.get_submission(
+        session=turn.session, submission_id=int(submission_id)
+    )
+    # The state is ours, but a contact may have moved office since: check scope again.
+    if submission is None or turn.contact is None or submission.office_id != turn.contact.office_id:
+        return None
+    return submission
+
+
+async def _period(turn: Turn) -> Period | None:
+    period_id = turn.get("period_id")
+    return (
+        await reports.get_period(session=turn.session, period_id=int(period_id))
+        if period_id
+        else None
+    )
+
+
+async def _period_open(turn: Turn, period: Period) -> bool:
+    region = (
+        await reports.get_region(session=turn.session, region_id=turn.contact.region_id or 0)
+        if turn.contact
+        else None
+    )
+    timezone = region.timezone if region else "Asia/Jakarta"
+    if (
+        period.opens_on
+        and period.due_on
+        and window(period.opens_on, period.due_on, timezone).is_open(turn.now)
+    ):
+        return True
+    turn.leave_flow()
+    turn.say("report.period_closed", period=period.title)
+    return False
+
+
+async def _items(turn: Turn, submission: Submission) -> list[WalkItem]:
+    return await reports.walk(
+        session=turn.session, action_id=submission.action_id, period_id=submission.period_id
+    )
+
+
+async def _current(turn: Turn) -> tuple[Submission | None, list[WalkItem], WalkItem | None]:
+    submission = await _submission(turn)
+    if submission is None:
+        return None, [], None
+    items = await _items(turn, submission)
+    key = turn.get("item")
+    return submission, items, next((i for i in items if i.key == key), None)
+
+
+STEP_HANDLERS: dict[Step, Callable[[Turn], Awaitable[None]]] = {
+    Step.choose_period: _on_choose_period,
+    Step.choose_action: _on_choose_action,
+    Step.confirm_reopen: _on_confirm_reopen,
+    Step.answer: _on_answer,
+    Step.evidence: _on_evidence,
+    Step.summary: _on_summary,
+    Step.confirm_submit: _on_confirm_submit,
+}

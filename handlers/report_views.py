@@ -1,0 +1,202 @@
+"""What the report flow shows: item prompts, the summary, the deadline line. Texts come from
+bot/engine/locales; every catalogue or user string is escaped by texts.t()."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.engine.events import Choice
+from bot.engine.texts import escape, human_size
+from bot.engine.turn import Turn
+from handlers.answers import display_value
+from storage import reports
+from storage.models import Period, QuestionKind, Submission
+from storage.periods import days_left, deadline, zone_abbreviation
+from storage.reports import Completeness, WalkItem
+
+KIND_KEYS = {"photo": "kind.photo", "pdf": "kind.pdf", "docx": "kind.docx", "xlsx": "kind.xlsx"}
+MONTHS_ID = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
+             "September", "Oktober", "November", "Desember")  # fmt: skip
+MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August",
+             "September", "October", "November", "December")  # fmt: skip
+
+
+def kinds_label(turn: Turn, kinds: list[str]) -> str:
+    return ", ".join(turn.text(KIND_KEYS[kind]) for kind in kinds if kind in KIND_KEYS)
+
+
+def long_date(turn: Turn, day: datetime) -> str:
+    months = MONTHS_ID if turn.language == "id" else MONTHS_EN
+    return f"{day.day} {months[day.month - 1]} {day.year}"
+
+
+async def region_timezone(turn: Turn) -> str:
+    if turn.contact and turn.contact.region_id:
+        region = await reports.get_region(session=turn.session, region_id=turn.contact.region_id)
+        if region:
+            return region.timezone
+    return "Asia/Jakarta"
+
+
+async def deadline_text(turn: Turn, period: Period) -> str:
+    """'Batas: 25 Agustus 2025 pukul 23.59 WIB (3 hari lagi)' in the user's own zone."""
+    if period.due_on is None:
+        return ""
+    timezone = await region_timezone(turn)
+    last_minute = (deadline(period.due_on, timezone) - timedelta(minutes=1)).astimezone(
+        ZoneInfo(timezone)
+    )
+    left = days_left(period.due_on, turn.now, timezone)
+    key = "deadline.today" if left == 0 else "deadline.days_left"
+    return turn.text(
+        key,
+        date=long_date(turn, last_minute),
+        zone=zone_abbreviation(timezone),
+        days=left,
+    )
+
+
+async def ask_item(
+    turn: Turn, submission: Submission, items: list[WalkItem], item: WalkItem
+) -> None:
+    measures = list(dict.fromkeys(i.measure.id for i in items))
+    header = turn.text(
+        "item.measure_header",
+        n=measures.index(item.measure.id) + 1,
+        total=len(measures),
+        title=item.measure.title,
+    )
+    if item.question:
+        await _ask_question(turn, submission, items, item, header)
+    elif item.requirement:
+        await _ask_evidence(turn, submission, item, header)
+
+
+async def _ask_question(
+    turn: Turn, submission: Submission, items: list[WalkItem], item: WalkItem, header: str
+) -> None:
+    question = item.question
+    assert question is not None
+    in_measure = [i for i in items if i.measure.id == item.measure.id and i.question]
+    lines = [
+        header,
+        turn.text(
+            "item.question",
+            n=in_measure.index(item) + 1,
+            total=len(in_measure),
+            text=question.text,
+        ),
+    ]
+    if question.help_text:
+        lines.append(turn.text("item.help", text=question.help_text))
+    lines.append(turn.text(f"hint.{question.kind.value}"))
+    answers = await reports.answers_by_question(
+        session=turn.session, submission_id=submission.id or 0
+    )
+    choices = _question_choices(turn, question.kind, question.choices or [])
+    current = answers.get(question.id or 0)
+    if current is not None:
+        shown = display_value(question, current.value, turn.language)
+        lines.append(turn.text("item.current_answer", value=shown))
+        choices.append(Choice("keep", turn.text("button.keep")))
+    if not question.required:
+        choices.append(Choice("skip", turn.text("button.skip")))
+    turn.ask("\n".join(lines), choices)
+
+
+def _question_choices(turn: Turn, kind: QuestionKind, options: list[str]) -> list[Choice]:
+    if kind is QuestionKind.yes_no:
+        return [Choice("yes", turn.text("button.yes")), Choice("no", turn.text("button.no"))]
+    if kind is QuestionKind.choice:
+        return [Choice(f"c:{index}", option) for index, option in enumerate(options)]
+    return []
+
+
+async def _ask_evidence(turn: Turn, submission: Submission, item: WalkItem, header: str) -> None:
+    requirement = item.requirement
+    assert requirement is not None
+    counts = await reports.evidence_counts(session=turn.session, submission_id=submission.id or 0)
+    lines = [
+        header,
+        turn.text(
+            "item.evidence",
+            label=requirement.label,
+            kinds=kinds_label(turn, requirement.kinds),
+            min=requirement.min_count,
+            have=counts[requirement.id or 0],
+        ),
+    ]
+    if requirement.help_text:
+        lines.append(turn.text("item.help", text=requirement.help_text))
+    lines.append(turn.text("item.evidence_how", label=requirement.label))
+    turn.ask("\n".join(lines), [Choice("done", turn.text("button.done"))])
+
+
+async def summary_text(turn: Turn, submission: Submission, items: list[WalkItem]) -> str:
+    action = await reports.get_action(session=turn.session, action_id=submission.action_id)
+    period = await reports.get_period(session=turn.session, period_id=submission.period_id)
+    answers = await reports.answers_by_question(
+        session=turn.session, submission_id=submission.id or 0
+    )
+    files = await reports.evidence_files(session=turn.session, submission_id=submission.id or 0)
+    lines = [
+        turn.text(
+            "summary.header",
+            action=action.title if action else "",
+            period=period.title if period else "",
+            status=turn.text(f"status.{submission.status.value}"),
+            version=submission.version,
+        )
+    ]
+    current_measure = None
+    for item in items:
+        if item.measure.id != current_measure:
+            current_measure = item.measure.id
+            lines.append("\n" + turn.text("summary.measure", title=item.measure.title))
+        if item.question:
+            answer = answers.get(item.question.id or 0)
+            shown = (
+                display_value(item.question, answer.value, turn.language)
+                if answer
+                else turn.text("summary.no_answer")
+            )
+            lines.append(turn.text("summary.answer", question=item.question.text, answer=shown))
+        elif item.requirement:
+            mine = [f for f in files if f.requirement_id == item.requirement.id]
+            names = ", ".join(
+                f"{escape(f.original_name or f.kind)} ({human_size(f.size)})" for f in mine
+            )
+            lines.append(
+                turn.text(
+                    "summary.evidence",
+                    label=item.requirement.label,
+                    count=len(mine),
+                    min=item.requirement.min_count,
+                )
+                + (f"\n    {names}" if names else "")
+            )
+    return "\n".join(lines)
+
+
+def missing_text(turn: Turn, check: Completeness) -> str:
+    lines = [turn.text("summary.missing_header")]
+    for item in check.missing_answers:
+        lines.append(
+            turn.text(
+                "summary.missing_answer", question=item.question.text if item.question else ""
+            )
+        )
+    for item, count in check.missing_evidence:
+        label = item.requirement.label if item.requirement else ""
+        lines.append(turn.text("summary.missing_evidence", label=label, count=count))
+    return "\n".join(lines)
+
+
+def local_to_utc(taken_at_local: datetime | None, timezone: str | None) -> datetime | None:
+    """EXIF times have no zone: read them in the region's zone."""
+    if taken_at_local is None:
+        return None
+    if taken_at_local.tzinfo is not None:
+        return taken_at_local.astimezone(UTC)
+    return taken_at_local.replace(tzinfo=ZoneInfo(timezone or "Asia/Jakarta")).astimezone(UTC)

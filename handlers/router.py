@@ -1,0 +1,105 @@
+"""Which handler answers an event. Commands work from any state; otherwise the user's current
+flow answers; an unregistered user only ever reaches registration.
+
+```mermaid
+flowchart TD
+    E[event] --> C{command?}
+    C -- /start /daftar --> R[register]
+    C -- /bantuan /bahasa --> H[help / language]
+    C -- other, unregistered --> R
+    C -- /batal --> X[leave flow, draft kept]
+    C -- /kembali /selesai --> F[current flow]
+    C -- /lapor --> P[report]
+    C -- /status --> S[status]
+    C -- /belum /rekap /periksa /siaran --> L[later issues: role check + notice]
+    C -- no --> U{registered?}
+    U -- no --> R
+    U -- yes --> G{in a flow?}
+    G -- yes --> F
+    G -- no --> M[idle: short help]
+```
+"""
+
+from __future__ import annotations
+
+from bot.engine.commands import Command
+from bot.engine.events import CommandReceived, FileReceived
+from bot.engine.turn import Turn
+from handlers import help as help_flow
+from handlers import register, report, status
+from storage.models import ConversationState, Role
+
+OVERSIGHT_ROLES = {Role.coordinator, Role.kanwil, Role.admin}
+COMING_LATER = {Command.pending, Command.recap, Command.review, Command.broadcast}
+
+
+def wants_file(state: ConversationState) -> bool:
+    """Whether a file from this user should be downloaded: only when a flow asks for one."""
+    return state.flow == report.FLOW and report.wants_file(state.step)
+
+
+async def route(turn: Turn) -> None:
+    event = turn.event
+    if isinstance(event, CommandReceived):
+        await _command(turn, Command(event.name))
+    elif turn.contact is None:
+        await register.handle(turn)
+    elif turn.flow == report.FLOW:
+        await report.handle(turn)
+    elif turn.flow == help_flow.FLOW:
+        await help_flow.handle(turn)
+    else:
+        _idle(turn)
+
+
+async def _command(turn: Turn, command: Command) -> None:
+    if command in {Command.start, Command.register}:
+        await _start_or_register(turn)
+    elif command is Command.help:
+        help_flow.show_help(turn)
+    elif command is Command.language:
+        help_flow.ask_language(turn)
+    elif turn.contact is None:
+        await register.handle(turn)
+    elif command is Command.cancel:
+        _cancel(turn)
+    elif command is Command.back:
+        await _in_report(turn, report.back)
+    elif command is Command.done:
+        await report.done(turn)
+    elif command is Command.report:
+        await report.start(turn)
+    elif command is Command.status:
+        await status.show(turn)
+    elif command in COMING_LATER:
+        key = "command.later" if turn.contact.role in OVERSIGHT_ROLES else "command.not_for_role"
+        turn.say(key, command=command.value)
+
+
+async def _start_or_register(turn: Turn) -> None:
+    event = turn.event
+    if isinstance(event, CommandReceived) and event.name == Command.register and event.args:
+        await register.redeem(turn, event.args)
+    else:
+        await register.start(turn)
+
+
+def _cancel(turn: Turn) -> None:
+    if turn.flow is None:
+        turn.say("cancel.nothing")
+        return
+    was_report = turn.flow == report.FLOW
+    turn.leave_flow()
+    turn.say("cancel.report" if was_report else "cancel.done")
+
+
+async def _in_report(turn: Turn, action: report.FlowAction) -> None:
+    if turn.flow == report.FLOW:
+        await action(turn)
+    else:
+        turn.say("back.nothing")
+
+
+def _idle(turn: Turn) -> None:
+    key = "idle.file" if isinstance(turn.event, FileReceived) else "idle.text"
+    turn.say(key)

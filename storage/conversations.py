@@ -1,0 +1,253 @@
+"""Inbox, conversation state, outbox and channel identities: the engine's tables.
+
+Every function takes the caller's session and never commits (the engine commits one
+transaction per inbound event).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import (
+    Channel,
+    ChannelIdentity,
+    Contact,
+    ConversationState,
+    InboxMessage,
+    InboxStatus,
+    OutboxMessage,
+    OutboxStatus,
+)
+from storage.types import utcnow
+
+
+async def store_received(
+    *, session: AsyncSession, channel: Channel, message_id: str, payload: dict[str, Any]
+) -> bool:
+    """Webhooks: keep the raw message before answering 200. False when it was seen already."""
+    try:
+        async with session.begin_nested():
+            session.add(
+                InboxMessage(
+                    channel=channel,
+                    message_id=message_id,
+                    status=InboxStatus.received,
+                    payload=payload,
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+async def claim_inbound(*, session: AsyncSession, channel: Channel, message_id: str) -> bool:
+    """Mark a message processed within the caller's transaction. False if it was processed
+    already (a redelivery), so the caller does nothing and rolls back."""
+    now = utcnow()
+    result = await session.exec(  # type: ignore[call-overload]
+        update(InboxMessage)
+        .where(
+            InboxMessage.channel == channel,  # type: ignore[arg-type]
+            InboxMessage.message_id == message_id,  # type: ignore[arg-type]
+            InboxMessage.status == InboxStatus.received,  # type: ignore[arg-type]
+        )
+        .values(status=InboxStatus.processed, processed_at=now, payload=None)
+    )
+    if result.rowcount == 1:
+        return True
+    try:
+        async with session.begin_nested():
+            session.add(
+                InboxMessage(
+                    channel=channel,
+                    message_id=message_id,
+                    status=InboxStatus.processed,
+                    processed_at=now,
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+async def is_processed(*, session: AsyncSession, channel: Channel, message_id: str) -> bool:
+    statement = select(InboxMessage.id).where(
+        InboxMessage.channel == channel,
+        InboxMessage.message_id == message_id,
+        InboxMessage.status == InboxStatus.processed,
+    )
+    return (await session.exec(statement)).first() is not None
+
+
+async def unprocessed_inbound(
+    *, session: AsyncSession, channel: Channel, limit: int = 500
+) -> list[InboxMessage]:
+    """Webhook messages stored but not processed (the process died in between)."""
+    statement = (
+        select(InboxMessage)
+        .where(InboxMessage.channel == channel, InboxMessage.status == InboxStatus.received)
+        .order_by(InboxMessage.id)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def load_state(
+    *, session: AsyncSession, channel: Channel, user_key: str
+) -> ConversationState:
+    """The user's state, locked for this transaction (PostgreSQL), created when missing."""
+    statement = (
+        select(ConversationState)
+        .where(ConversationState.channel == channel, ConversationState.user_key == user_key)
+        .with_for_update()
+    )
+    state = (await session.exec(statement)).first()
+    if state is None:
+        state = ConversationState(channel=channel, user_key=user_key, data={})
+        session.add(state)
+        await session.flush()
+    return state
+
+
+async def find_identity(
+    *, session: AsyncSession, channel: Channel, external_id: str
+) -> tuple[ChannelIdentity, Contact] | None:
+    statement = (
+        select(ChannelIdentity, Contact)
+        .join(Contact, Contact.id == ChannelIdentity.contact_id)  # type: ignore[arg-type]
+        .where(ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id)
+    )
+    row = (await session.exec(statement)).first()
+    return (row[0], row[1]) if row else None
+
+
+async def link_identity(
+    *, session: AsyncSession, contact: Contact, channel: Channel, external_id: str
+) -> ChannelIdentity:
+    """Attach a channel identity to a contact (moving it if it belonged to someone else)."""
+    found = await find_identity(session=session, channel=channel, external_id=external_id)
+    if found:
+        identity = found[0]
+        identity.contact_id = contact.id  # type: ignore[assignment]
+        identity.unreachable_since = None
+    else:
+        identity = ChannelIdentity(
+            contact_id=contact.id,  # type: ignore[arg-type]
+            channel=channel,
+            external_id=external_id,
+        )
+        session.add(identity)
+    await session.flush()
+    return identity
+
+
+async def find_contact_by_phone(*, session: AsyncSession, phone: str) -> Contact | None:
+    statement = select(Contact).where(Contact.phone == phone)
+    return (await session.exec(statement)).first()
+
+
+async def get_contact(*, session: AsyncSession, contact_id: int) -> Contact | None:
+    return await session.get(Contact, contact_id)
+
+
+def enqueue(
+    *,
+    session: AsyncSession,
+    idempotency_key: str,
+    channel: Channel,
+    recipient: str,
+    payload: dict[str, Any],
+    contact_id: int | None = None,
+    purpose: str = "reply",
+    not_before: datetime | None = None,
+) -> OutboxMessage:
+    message = OutboxMessage(
+        idempotency_key=idempotency_key,
+        channel=channel,
+        recipient=recipient,
+        contact_id=contact_id,
+        purpose=purpose,
+        payload=payload,
+        next_attempt_at=not_before or utcnow(),
+    )
+    session.add(message)
+    return message
+
+
+async def claim_due_outbox(
+    *, session: AsyncSession, channel: Channel, now: datetime, limit: int
+) -> list[OutboxMessage]:
+    """Take due messages for sending (skipping rows another sender holds, on PostgreSQL)."""
+    statement = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.status == OutboxStatus.pending,
+            OutboxMessage.next_attempt_at <= now,
+        )
+        .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = list((await session.exec(statement)).all())
+    for row in rows:
+        row.status = OutboxStatus.sending
+        row.attempts += 1
+    return rows
+
+
+async def release_stale_sending(*, session: AsyncSession, older_than: datetime) -> int:
+    """After a crash, rows left in `sending` go back to pending: at-least-once delivery."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.status == OutboxStatus.sending,  # type: ignore[arg-type]
+            OutboxMessage.next_attempt_at <= older_than,  # type: ignore[arg-type]
+        )
+        .values(status=OutboxStatus.pending)
+    )
+    return int(result.rowcount or 0)
+
+
+async def outbox_row(*, session: AsyncSession, outbox_id: int) -> OutboxMessage | None:
+    return await session.get(OutboxMessage, outbox_id)
+
+
+async def last_inbound_at(
+    *, session: AsyncSession, channel: Channel, external_id: str
+) -> datetime | None:
+    found = await find_identity(session=session, channel=channel, external_id=external_id)
+    return found[0].last_inbound_at if found else None
+
+
+async def mark_unreachable(
+    *, session: AsyncSession, channel: Channel, external_id: str, now: datetime
+) -> None:
+    found = await find_identity(session=session, channel=channel, external_id=external_id)
+    if found:
+        found[0].unreachable_since = now
+
+
+async def outbox_by_provider_id(
+    *, session: AsyncSession, provider_message_id: str
+) -> OutboxMessage | None:
+    statement = select(OutboxMessage).where(
+        OutboxMessage.provider_message_id == provider_message_id
+    )
+    return (await session.exec(statement)).first()
+
+
+async def peek_state(
+    *, session: AsyncSession, channel: Channel, user_key: str
+) -> ConversationState | None:
+    """The user's state without locking or creating it (for checks outside a transaction)."""
+    statement = select(ConversationState).where(
+        ConversationState.channel == channel, ConversationState.user_key == user_key
+    )
+    return (await session.exec(statement)).first()

@@ -1,0 +1,385 @@
+"""Queries of the reporting flow: open periods, an office's actions, the walk through measures,
+answers, evidence, completeness, submit and reopen. Never commits."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import (
+    Action,
+    Answer,
+    Assignment,
+    AuditLog,
+    EvidenceFile,
+    EvidenceRequirement,
+    Measure,
+    Office,
+    Period,
+    Programme,
+    Question,
+    Region,
+    ReviewDecision,
+    ReviewEvent,
+    Submission,
+    SubmissionStatus,
+    SubmissionVersion,
+)
+from storage.periods import window
+
+
+@dataclass(frozen=True)
+class WalkItem:
+    """One stop of the walk through a report: a question, or an evidence requirement."""
+
+    key: str  # "q12" or "e7": stored in the conversation state
+    measure: Measure
+    question: Question | None = None
+    requirement: EvidenceRequirement | None = None
+
+
+@dataclass
+class Completeness:
+    missing_answers: list[WalkItem] = field(default_factory=list)
+    missing_evidence: list[tuple[WalkItem, int]] = field(default_factory=list)  # (item, count)
+    missing_keys: list[str] = field(default_factory=list)  # both kinds, in walk order
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing_answers and not self.missing_evidence
+
+    def first_missing_key(self) -> str | None:
+        return self.missing_keys[0] if self.missing_keys else None
+
+
+async def get_region(*, session: AsyncSession, region_id: int) -> Region | None:
+    return await session.get(Region, region_id)
+
+
+async def get_office(*, session: AsyncSession, office_id: int) -> Office | None:
+    return await session.get(Office, office_id)
+
+
+async def open_periods_for_office(
+    *, session: AsyncSession, office_id: int, timezone: str, now: datetime
+) -> list[tuple[Programme, Period]]:
+    """Periods open now (in the region's zone) of programmes with an action for this office."""
+    statement = (
+        select(Programme, Period)
+        .join(Period, col(Period.programme_id) == Programme.id)
+        .where(
+            col(Period.opens_on).is_not(None),
+            col(Period.due_on).is_not(None),
+            col(Programme.id).in_(
+                select(Action.programme_id)
+                .join(Assignment, col(Assignment.action_id) == Action.id)
+                .where(Assignment.office_id == office_id)
+            ),
+        )
+        .order_by(col(Programme.year), col(Period.position))
+    )
+    rows = (await session.exec(statement)).all()
+    return [
+        (programme, period)
+        for programme, period in rows
+        if period.opens_on
+        and period.due_on
+        and window(period.opens_on, period.due_on, timezone).is_open(now)
+    ]
+
+
+async def get_period(*, session: AsyncSession, period_id: int) -> Period | None:
+    return await session.get(Period, period_id)
+
+
+async def get_action(*, session: AsyncSession, action_id: int) -> Action | None:
+    return await session.get(Action, action_id)
+
+
+async def office_actions_for_period(
+    *, session: AsyncSession, office_id: int, period: Period
+) -> list[tuple[Action, Submission | None]]:
+    """The office's assigned actions that have measures in this period, with their reports."""
+    has_measures = select(Measure.action_id).where(Measure.period_id == period.id)
+    statement = (
+        select(Action, Submission)
+        .join(Assignment, col(Assignment.action_id) == Action.id)
+        .outerjoin(
+            Submission,
+            (col(Submission.action_id) == Action.id)
+            & (col(Submission.office_id) == office_id)
+            & (col(Submission.period_id) == period.id),
+        )
+        .where(
+            Assignment.office_id == office_id,
+            Action.programme_id == period.programme_id,
+            col(Action.id).in_(has_measures),
+        )
+        .order_by(col(Action.position), col(Action.id))
+    )
+    return [(action, submission) for action, submission in (await session.exec(statement)).all()]
+
+
+async def is_assigned(*, session: AsyncSession, office_id: int, action_id: int) -> bool:
+    statement = select(Assignment.id).where(
+        Assignment.office_id == office_id, Assignment.action_id == action_id
+    )
+    return (await session.exec(statement)).first() is not None
+
+
+async def get_or_create_submission(
+    *, session: AsyncSession, action_id: int, office_id: int, period_id: int
+) -> Submission:
+    statement = (
+        select(Submission)
+        .where(
+            Submission.action_id == action_id,
+            Submission.office_id == office_id,
+            Submission.period_id == period_id,
+        )
+        .with_for_update()
+    )
+    submission = (await session.exec(statement)).first()
+    if submission is None:
+        submission = Submission(action_id=action_id, office_id=office_id, period_id=period_id)
+        session.add(submission)
+        await session.flush()
+    return submission
+
+
+async def get_submission(*, session: AsyncSession, submission_id: int) -> Submission | None:
+    return await session.get(Submission, submission_id)
+
+
+async def walk(*, session: AsyncSession, action_id: int, period_id: int) -> list[WalkItem]:
+    """The questions, then the evidence requirements, of each measure, in catalogue order."""
+    measures = list(
+        (
+            await session.exec(
+                select(Measure)
+                .where(Measure.action_id == action_id, Measure.period_id == period_id)
+                .order_by(col(Measure.position), col(Measure.id))
+            )
+        ).all()
+    )
+    ids = [measure.id for measure in measures]
+    questions = (
+        await session.exec(
+            select(Question)
+            .where(col(Question.measure_id).in_(ids))
+            .order_by(col(Question.position), col(Question.id))
+        )
+    ).all()
+    requirements = (
+        await session.exec(
+            select(EvidenceRequirement)
+            .where(col(EvidenceRequirement.measure_id).in_(ids))
+            .order_by(col(EvidenceRequirement.position), col(EvidenceRequirement.id))
+        )
+    ).all()
+    items: list[WalkItem] = []
+    for measure in measures:
+        items += [
+            WalkItem(f"q{q.id}", measure, question=q)
+            for q in questions
+            if q.measure_id == measure.id
+        ]
+        items += [
+            WalkItem(f"e{r.id}", measure, requirement=r)
+            for r in requirements
+            if r.measure_id == measure.id
+        ]
+    return items
+
+
+async def answers_by_question(*, session: AsyncSession, submission_id: int) -> dict[int, Answer]:
+    rows = await session.exec(select(Answer).where(Answer.submission_id == submission_id))
+    return {answer.question_id: answer for answer in rows.all()}
+
+
+async def evidence_counts(*, session: AsyncSession, submission_id: int) -> Counter[int]:
+    statement = (
+        select(EvidenceFile.requirement_id, func.count())
+        .where(EvidenceFile.submission_id == submission_id, col(EvidenceFile.removed_at).is_(None))
+        .group_by(col(EvidenceFile.requirement_id))
+    )
+    return Counter(
+        {requirement_id: count for requirement_id, count in await session.exec(statement)}
+    )
+
+
+async def evidence_files(*, session: AsyncSession, submission_id: int) -> list[EvidenceFile]:
+    statement = (
+        select(EvidenceFile)
+        .where(EvidenceFile.submission_id == submission_id, col(EvidenceFile.removed_at).is_(None))
+        .order_by(col(EvidenceFile.id))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def save_answer(
+    *,
+    session: AsyncSession,
+    submission: Submission,
+    question_id: int,
+    value: str,
+    contact_id: int | None,
+    now: datetime,
+) -> None:
+    existing = (
+        await session.exec(
+            select(Answer).where(
+                Answer.submission_id == submission.id, Answer.question_id == question_id
+            )
+        )
+    ).first()
+    if existing:
+        existing.value, existing.answered_by_id, existing.answered_at = value, contact_id, now
+    else:
+        session.add(
+            Answer(
+                submission_id=submission.id,  # type: ignore[arg-type]
+                question_id=question_id,
+                value=value,
+                answered_by_id=contact_id,
+                answered_at=now,
+            )
+        )
+    submission.updated_at = now
+
+
+def add_evidence(*, session: AsyncSession, submission: Submission, file: EvidenceFile) -> None:
+    session.add(file)
+    submission.updated_at = file.received_at
+
+
+async def completeness(
+    *, session: AsyncSession, submission_id: int, items: list[WalkItem]
+) -> Completeness:
+    answers = await answers_by_question(session=session, submission_id=submission_id)
+    counts = await evidence_counts(session=session, submission_id=submission_id)
+    result = Completeness()
+    for item in items:
+        if item.question and item.question.required and item.question.id not in answers:
+            result.missing_answers.append(item)
+            result.missing_keys.append(item.key)
+        requirement = item.requirement
+        if requirement and counts[requirement.id or 0] < requirement.min_count:
+            result.missing_evidence.append(
+                (item, requirement.min_count - counts[requirement.id or 0])
+            )
+            result.missing_keys.append(item.key)
+    return result
+
+
+async def submit(
+    *, session: AsyncSession, submission: Submission, contact_id: int | None, now: datetime
+) -> None:
+    submission.status = SubmissionStatus.submitted
+    submission.submitted_at = now
+    submission.submitted_by_id = contact_id
+    submission.updated_at = now
+    record_audit(
+        session=session,
+        actor_id=contact_id,
+        action="submission.submitted",
+        entity="submission",
+        entity_id=submission.id,
+        detail={"version": submission.version},
+    )
+
+
+async def reopen(
+    *, session: AsyncSession, submission: Submission, contact_id: int | None, now: datetime
+) -> None:
+    """Keep the submitted version as a snapshot, then make the report a draft again."""
+    answers = await answers_by_question(session=session, submission_id=submission.id or 0)
+    files = await evidence_files(session=session, submission_id=submission.id or 0)
+    snapshot: dict[str, Any] = {
+        "answers": {str(qid): answer.value for qid, answer in answers.items()},
+        "evidence": [
+            {
+                "id": f.id,
+                "requirement_id": f.requirement_id,
+                "sha256": f.sha256,
+                "storage_key": f.storage_key,
+                "original_name": f.original_name,
+            }
+            for f in files
+        ],
+    }
+    session.add(
+        SubmissionVersion(
+            submission_id=submission.id,  # type: ignore[arg-type]
+            version=submission.version,
+            status=submission.status,
+            submitted_at=submission.submitted_at,
+            snapshot=snapshot,
+        )
+    )
+    session.add(
+        ReviewEvent(
+            submission_id=submission.id,  # type: ignore[arg-type]
+            version=submission.version,
+            decision=ReviewDecision.reopened,
+            reviewer_id=contact_id,
+        )
+    )
+    submission.version += 1
+    submission.status = SubmissionStatus.draft
+    submission.updated_at = now
+    record_audit(
+        session=session,
+        actor_id=contact_id,
+        action="submission.reopened",
+        entity="submission",
+        entity_id=submission.id,
+        detail={"new_version": submission.version},
+    )
+
+
+async def versions(*, session: AsyncSession, submission_id: int) -> list[SubmissionVersion]:
+    statement = (
+        select(SubmissionVersion)
+        .where(SubmissionVersion.submission_id == submission_id)
+        .order_by(col(SubmissionVersion.version))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def latest_return_note(*, session: AsyncSession, submission_id: int) -> str | None:
+    statement = (
+        select(ReviewEvent.note)
+        .where(
+            ReviewEvent.submission_id == submission_id,
+            ReviewEvent.decision == ReviewDecision.returned,
+        )
+        .order_by(col(ReviewEvent.id).desc())
+    )
+    return (await session.exec(statement)).first()
+
+
+def record_audit(
+    *,
+    session: AsyncSession,
+    actor_id: int | None,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditLog(
+            actor_id=actor_id,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            detail=detail or {},
+        )
+    )

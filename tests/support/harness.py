@@ -1,0 +1,121 @@
+"""Drive the real engine (router, storage, outbox sender) with a FakeChannel, as a user would."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.engine.dispatch import Engine
+from bot.engine.events import (
+    ChoiceMade,
+    ContactShared,
+    FileReceived,
+    Inbound,
+    TextReceived,
+)
+from handlers.router import route, wants_file
+from scheduler.outbox import OutboxSender
+from storage.evidence import LocalEvidenceStore
+from tests.support.fake_channel import FakeChannel
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Harness:
+    sessions: async_sessionmaker[AsyncSession]
+    data_dir: Path
+    channel: FakeChannel = field(default_factory=FakeChannel)
+    user: str = "1001"
+
+    def __post_init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        """A new engine and sender over the same database: what a process restart leaves."""
+        channels = {self.channel.name: self.channel}
+        self.engine = Engine(
+            sessions=self.sessions,
+            channels=channels,
+            router=route,
+            wants_file=wants_file,
+            evidence_store=LocalEvidenceStore(self.data_dir / "evidence"),
+            max_upload_bytes=20 * 1024 * 1024,
+        )
+        self.sender = OutboxSender(sessions=self.sessions, channels=channels)
+
+    def _base(self, message_id: str | None) -> dict[str, object]:
+        return {
+            "channel": self.channel.name,
+            "user_key": self.user,
+            "chat_id": self.user,
+            "message_id": message_id or f"m{next(_ids)}",
+            "display_name": "Siti",
+        }
+
+    async def deliver(self, event: Inbound) -> list[str]:
+        """Handle one event, send the outbox, return the texts sent in reply."""
+        before = len(self.channel.sent)
+        await self.engine.handle(event)
+        await self.sender.drain_all()
+        return [s.text for s in self.channel.sent[before:]]
+
+    async def text(self, text: str, *, message_id: str | None = None) -> str:
+        return "\n".join(await self.deliver(TextReceived(**self._base(message_id), text=text)))
+
+    async def choose(self, choice_id: str, *, message_id: str | None = None) -> str:
+        event = ChoiceMade(**self._base(message_id), choice_id=choice_id)
+        return "\n".join(await self.deliver(event))
+
+    async def contact(self, phone: str, *, own: bool = True) -> str:
+        event = ContactShared(**self._base(None), phone=phone, is_own=own)
+        return "\n".join(await self.deliver(event))
+
+    async def file(
+        self,
+        data: bytes,
+        name: str,
+        *,
+        mime: str = "application/octet-stream",
+        photo: bool = False,
+        message_id: str | None = None,
+        claimed_size: int | None = None,
+    ) -> str:
+        ref = f"file-{next(_ids)}"
+        self.channel.files[ref] = data
+        event = FileReceived(
+            **self._base(message_id),
+            file_ref=ref,
+            claimed_name=name,
+            claimed_mime=mime,
+            claimed_size=len(data) if claimed_size is None else claimed_size,
+            is_photo=photo,
+        )
+        return "\n".join(await self.deliver(event))
+
+    def last_choices(self) -> list[tuple[str, str]]:
+        for sent in reversed(self.channel.sent):
+            choices = getattr(sent.message, "choices", ())
+            if choices:
+                return [(c.id, c.label) for c in choices]
+        return []
+
+
+def jpeg_bytes(color: str = "red", size: tuple[int, int] = (64, 48)) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def pdf_bytes(text: str = "notulen") -> bytes:
+    return (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Count 0"
+        b"/Kids[]>>endobj\n% " + text.encode() + b"\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    )
