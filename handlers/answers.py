@@ -52,11 +52,15 @@ def _yes_no(_question: Question, text: str) -> str | Invalid:
 def _integer(question: Question, text: str) -> str | Invalid:
     if _is_nil(text):
         return Invalid("answer.nihil")
-    digits = re.sub(r"(?<=\d)[.,\s](?=\d{3}\b)", "", text)  # 1.500 / 1,500 / 1 500
-    if not re.fullmatch(r"-?\d+", digits):
-        if re.fullmatch(r"-?\d+[.,]\d+", digits):
-            return Invalid("answer.integer_not_decimal")
-        return Invalid("answer.integer", {"example": 12})
+    compact = text.replace(" ", ".")
+    if PLAIN.fullmatch(compact):
+        digits = compact
+    elif GROUPED_DOT.fullmatch(compact) or GROUPED_COMMA.fullmatch(compact):
+        digits = re.sub(r"[.,]", "", compact)  # 1.500 / 1,500 / 1 500 are fifteen hundred
+    elif _indonesian_number(compact) is not None:  # a number, but with decimals
+        return Invalid("answer.integer_not_decimal")
+    else:
+        return Invalid("answer.integer")
     return _bounded(question, Decimal(digits), str(int(digits)))
 
 
@@ -64,39 +68,40 @@ def _decimal(question: Question, text: str) -> str | Invalid:
     if _is_nil(text):
         return Invalid("answer.nihil")
     cleaned = re.sub(r"^(rp\.?|idr)\s*", "", text.casefold()).replace(" ", "")
+    cleaned = re.sub(r"[.,]-$", "", cleaned)  # "Rp 1.500.000,-" is how amounts are written
     number = _indonesian_number(cleaned)
     if number is None:
-        return Invalid("answer.decimal", {"example": "1.500.000 atau 2,5"})
+        return Invalid("answer.decimal")
     return _bounded(question, number, format(number.normalize(), "f"))
+
+
+PLAIN = re.compile(r"-?\d+")
+# Thousands groups must be well formed: 1.500.000 yes, 1.500.00 or 0.500 no.
+GROUPED_DOT = re.compile(r"-?[1-9]\d{0,2}(\.\d{3})+")
+GROUPED_COMMA = re.compile(r"-?[1-9]\d{0,2}(,\d{3})+")
+SIMPLE_DECIMAL = re.compile(r"-?\d+[.,]\d+")
 
 
 def _indonesian_number(text: str) -> Decimal | None:
     """Read a number the way Indonesians write it, tolerating English habits.
 
-    - both marks present: the last one is the decimal mark (1.500.000,50 and 1,500,000.50);
-    - one comma: a decimal comma (2,5); several commas: grouping;
-    - one dot followed by exactly three digits: grouping (1.500 is fifteen hundred);
-      any other single dot: a decimal point (2.5); several dots: grouping.
+    1.500.000,50 and 1,500,000.50 (grouping plus decimals), 1.500 (fifteen hundred: a single
+    dot before exactly three digits groups thousands), 2,5 and 2.5 and 0.500 (decimals).
     """
-    if not re.fullmatch(r"-?\d[\d.,]*", text):
-        return None
-    if "." in text and "," in text:
-        decimal_mark = "," if text.rfind(",") > text.rfind(".") else "."
-    elif text.count(",") == 1:
-        decimal_mark = ","
-    elif text.count(".") == 1 and len(text.rpartition(".")[2]) != 3:
-        decimal_mark = "."
+    grouped = re.fullmatch(r"(-?[1-9]\d{0,2}(?:\.\d{3})+)(?:,(\d+))?", text) or re.fullmatch(
+        r"(-?[1-9]\d{0,2}(?:,\d{3})+)(?:\.(\d+))?", text
+    )
+    single_comma = text.count(",") == 1 and "." not in text  # "1,500": an Indonesian decimal
+    if PLAIN.fullmatch(text):
+        integer, fraction = text, ""
+    elif grouped and not single_comma:
+        integer, fraction = re.sub(r"[.,]", "", grouped.group(1)), grouped.group(2) or ""
+    elif SIMPLE_DECIMAL.fullmatch(text):
+        integer, _, fraction = text.replace(",", ".").partition(".")
     else:
-        decimal_mark = None
-    if decimal_mark:
-        integer_part, _, fraction = text.rpartition(decimal_mark)
-    else:
-        integer_part, fraction = text, ""
-    integer_digits = re.sub(r"[.,]", "", integer_part)
-    if not integer_digits.lstrip("-") or (fraction and not fraction.isdigit()):
         return None
     try:
-        return Decimal(f"{integer_digits}.{fraction}" if fraction else integer_digits)
+        return Decimal(f"{integer}.{fraction}" if fraction else integer)
     except InvalidOperation:
         return None
 
@@ -155,7 +160,7 @@ def _is_nil(text: str) -> bool:
 
 
 def _plain(number: float) -> str:
-    return str(int(number)) if float(number).is_integer() else str(number).replace(".", ",")
+    return str(int(number)) if float(number).is_integer() else str(number)
 
 
 def display_value(question: Question, value: str, language: str) -> str:
