@@ -57,7 +57,11 @@ async def start(turn: Turn) -> None:
 def ask_contact(turn: Turn) -> None:
     turn.goto(FLOW, Step.ask_contact)
     if turn.capabilities.contact_button:
-        turn.ask(turn.text("register.ask_button"), request_contact=True)
+        turn.ask(
+            turn.text("register.ask_button"),
+            request_contact=True,
+            contact_label=turn.text("button.share_contact"),
+        )
     elif turn.capabilities.contact_command:
         turn.ask(turn.text("register.ask_typed", command=turn.capabilities.contact_command))
     else:
