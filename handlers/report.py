@@ -132,18 +132,13 @@ async def _choose_action(turn: Turn, period: Period) -> None:
         turn.say("report.no_actions", period=period.title)
         return
     turn.goto(FLOW, Step.choose_action, period_id=period.id)
-    lines = [
-        turn.text("report.action_line", n=n, title=action.title, state=_state_label(turn, sub))
-        for n, (action, sub) in enumerate(rows, start=1)
-    ]
     deadline = await views.deadline_text(turn, period)
     turn.ask(
-        turn.text("report.choose_action", period=period.title)
-        + "\n"
-        + deadline
-        + "\n\n"
-        + "\n".join(lines),
-        [Choice(f"a:{action.id}", action.title) for action, _ in rows],
+        turn.text("report.choose_action", period=period.title) + "\n" + deadline,
+        [
+            Choice(f"a:{action.id}", f"{action.title} — {_state_label(turn, sub)}")
+            for action, sub in rows
+        ],
     )
 
 

@@ -30,6 +30,7 @@ from handlers import register, report, status
 from storage.models import ConversationState, Role
 
 OVERSIGHT_ROLES = {Role.coordinator, Role.kanwil, Role.admin}
+COMMAND_NAMES = {command.value for command in Command}
 COMING_LATER = {Command.pending, Command.recap, Command.review, Command.broadcast}
 
 
@@ -40,7 +41,9 @@ def wants_file(state: ConversationState) -> bool:
 
 async def route(turn: Turn) -> None:
     event = turn.event
-    if isinstance(event, CommandReceived):
+    if isinstance(event, CommandReceived) and event.name not in COMMAND_NAMES:
+        _unknown_command(turn, event.args.split(" ", 1)[0])
+    elif isinstance(event, CommandReceived):
         await _command(turn, Command(event.name))
     elif turn.contact is None:
         await register.handle(turn)
@@ -98,6 +101,12 @@ async def _in_report(turn: Turn, action: report.FlowAction) -> None:
         await action(turn)
     else:
         turn.say("back.nothing")
+
+
+def _unknown_command(turn: Turn, word: str) -> None:
+    turn.say("command.unknown", command=word[:40])
+    if turn.flow:
+        turn.repeat_prompt()
 
 
 def _idle(turn: Turn) -> None:

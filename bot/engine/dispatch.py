@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
@@ -58,6 +59,9 @@ from storage.models import Channel, ConversationState
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
+
+UNKNOWN = "unknown"  # CommandReceived.name of a slash-word that is no command of ours
+UNKNOWN_COMMAND = re.compile(r"/[A-Za-z_]\w*(@\w+)?")
 
 Router = Callable[[Turn], Awaitable[None]]
 WantsFile = Callable[[ConversationState], bool]
@@ -261,8 +265,10 @@ def normalise(event: Inbound, state: ConversationState) -> Inbound:
         if parsed:
             command, args = parsed
             return CommandReceived(**_base(event), name=command.value, args=args)
-        offered = list(state.data.get(OFFERED_KEY, []))
         text = event.text.strip()
+        if UNKNOWN_COMMAND.fullmatch(text.split(" ", 1)[0]):
+            return CommandReceived(**_base(event), name=UNKNOWN, args=text)
+        offered = list(state.data.get(OFFERED_KEY, []))
         if text.isdigit() and 1 <= int(text) <= len(offered):
             return ChoiceMade(**_base(event), choice_id=offered[int(text) - 1])
         label_match = _match_label(text, state)
@@ -271,7 +277,8 @@ def normalise(event: Inbound, state: ConversationState) -> Inbound:
     if isinstance(event, CommandReceived):
         parsed = parse_command("/" + event.name)
         if parsed:
-            return replace(event, name=parsed[0].value)
+            return replace(event, name=parsed[0].value, args=event.args or parsed[1])
+        return replace(event, name=UNKNOWN, args=f"/{event.name}")
     return event
 
 

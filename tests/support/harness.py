@@ -32,6 +32,7 @@ class Harness:
     data_dir: Path
     channel: FakeChannel = field(default_factory=FakeChannel)
     user: str = "1001"
+    duplicate_every_delivery: bool = False
 
     def __post_init__(self) -> None:
         self.restart()
@@ -63,7 +64,13 @@ class Harness:
         before = len(self.channel.sent)
         await self.engine.handle(event)
         await self.sender.drain_all()
-        return [s.text for s in self.channel.sent[before:]]
+        replies = [s.text for s in self.channel.sent[before:]]
+        if self.duplicate_every_delivery:
+            # The same message again (a channel's at-least-once delivery): absorbed, no reply.
+            assert await self.engine.handle(event) is False
+            await self.sender.drain_all()
+            assert len(self.channel.sent) == before + len(replies)
+        return replies
 
     async def text(self, text: str, *, message_id: str | None = None) -> str:
         return "\n".join(await self.deliver(TextReceived(**self._base(message_id), text=text)))

@@ -1,0 +1,175 @@
+"""What the catalogue and contacts importers share: the error an operator reads, the report of
+what changed, the progress hook the CLI passes a progress bar through, and the upsert step.
+
+An import file is written by hand by an operator, so its errors are collected (up to
+MAX_PROBLEMS) and raised together: fixing a file in one go beats one error per attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+MAX_PROBLEMS = 20
+
+ENTITY_LABELS = {
+    "programme": "Program",
+    "period": "Periode",
+    "action": "Aksi",
+    "measure": "Ukuran keberhasilan",
+    "question": "Pertanyaan",
+    "evidence_requirement": "Data dukung",
+    "region": "Wilayah",
+    "office": "OPD",
+    "contact": "Kontak",
+    "assignment": "Penugasan",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in an import file, e.g. location `Sheet "Kontak", baris 7, kolom "telepon"`
+    and message `"0812" bukan nomor telepon yang valid`."""
+
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class ImportFileError(ValueError):
+    """An import file that cannot be imported. Nothing was written."""
+
+    def __init__(self, problems: Iterable[Problem], *, truncated: bool = False) -> None:
+        self.problems = list(problems)
+        self.truncated = truncated
+        super().__init__(str(self))
+
+    @classmethod
+    def single(cls, location: str, message: str) -> ImportFileError:
+        return cls([Problem(location, message)])
+
+    def __str__(self) -> str:
+        lines = [str(problem) for problem in self.problems]
+        if self.truncated:
+            lines.append(
+                f"(pemeriksaan berhenti setelah {len(self.problems)} masalah; "
+                "perbaiki yang di atas lalu impor ulang)"
+            )
+        return "\n".join(lines)
+
+
+class Problems:
+    """Collects problems; stops the import at MAX_PROBLEMS, since past that the file is likely
+    the wrong one altogether and a longer list helps nobody."""
+
+    def __init__(self, limit: int = MAX_PROBLEMS) -> None:
+        self.items: list[Problem] = []
+        self.limit = limit
+
+    def add(self, location: str, message: str) -> None:
+        self.items.append(Problem(location, message))
+        if len(self.items) >= self.limit:
+            raise ImportFileError(self.items, truncated=True)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ImportFileError(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass
+class Counts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    # Rows in the database the file does not mention. They are kept: answers may refer to them.
+    not_in_file: int = 0
+
+
+@dataclass
+class ImportReport:
+    """What an import did, per entity (table name: "action", "contact", ...)."""
+
+    entities: dict[str, Counts] = field(default_factory=dict)
+
+    def __getitem__(self, entity: str) -> Counts:
+        return self.entities.setdefault(entity, Counts())
+
+    @property
+    def created(self) -> int:
+        return sum(c.created for c in self.entities.values())
+
+    @property
+    def updated(self) -> int:
+        return sum(c.updated for c in self.entities.values())
+
+    @property
+    def unchanged(self) -> int:
+        return sum(c.unchanged for c in self.entities.values())
+
+    @property
+    def not_in_file(self) -> int:
+        return sum(c.not_in_file for c in self.entities.values())
+
+    def summary(self) -> list[str]:
+        """One line per entity, in Indonesian, for the CLI."""
+        return [
+            f"{ENTITY_LABELS.get(name, name)}: {c.created} baru, {c.updated} diubah, "
+            f"{c.unchanged} tetap, {c.not_in_file} tidak ada di berkas"
+            for name, c in self.entities.items()
+        ]
+
+
+class Progress(Protocol):
+    """Told about work done: `advance` steps since the last call, of `total` (None: unknown)."""
+
+    def __call__(self, advance: int, total: int | None, label: str) -> None: ...
+
+
+def noop_progress(advance: int, total: int | None, label: str) -> None:
+    """The default Progress: tells nobody."""
+
+
+ModelT = TypeVar("ModelT", bound=SQLModel)
+KeyT = TypeVar("KeyT")
+
+
+def apply_changes(row: SQLModel, values: Mapping[str, Any]) -> bool:
+    """Set the fields that differ; True when anything changed. Equal values are not re-set, so
+    re-importing the same file leaves rows (and their updated timestamps) alone."""
+    changed = False
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            changed = True
+    return changed
+
+
+def upsert_row(
+    session: AsyncSession,
+    existing: dict[KeyT, ModelT],
+    key: KeyT,
+    model: type[ModelT],
+    values: Mapping[str, Any],
+    counts: Counts,
+) -> ModelT:
+    """Update the row under `key` in `existing` (popping it, so that what is left afterwards is
+    what the file did not mention) or add a new one; count the outcome."""
+    row = existing.pop(key, None)
+    if row is None:
+        row = model(**values)
+        session.add(row)
+        counts.created += 1
+    elif apply_changes(row, values):
+        counts.updated += 1
+    else:
+        counts.unchanged += 1
+    return row
