@@ -170,12 +170,12 @@ class Engine:
             self.max_upload_bytes, self.channels[event.channel].capabilities.max_download_bytes
         )
         if event.claimed_size is not None and event.claimed_size > limit:
-            return PreparedFile(rejection=RejectionCode.too_large)
+            return PreparedFile(rejection=RejectionCode.TOO_LARGE)
         try:
             data = await self.channels[event.channel].fetch_file(event, max_bytes=limit)
             stored = await ingest(data, store=self.evidence_store, max_bytes=self.max_upload_bytes)
         except FileTooLarge:
-            return PreparedFile(rejection=RejectionCode.too_large)
+            return PreparedFile(rejection=RejectionCode.TOO_LARGE)
         except FetchFailed:
             return PreparedFile(rejection="fetch_failed")
         except EvidenceRejected as rejected:
