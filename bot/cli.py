@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from bot.settings import Settings, get_settings
@@ -30,7 +31,8 @@ app.add_typer(contacts_app, name="contacts")
 app.add_typer(invite_app, name="invite")
 app.add_typer(period_app, name="period")
 
-err = Console(stderr=True)
+# soft_wrap: one problem per line however long; highlight off: file text is not decoration.
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 T = TypeVar("T")
 
 
@@ -50,17 +52,18 @@ def _run(factory: Callable[[], Awaitable[T]]) -> T:
 @contextmanager
 def _friendly_errors() -> Iterator[None]:
     """Operator mistakes get one clear message and exit code 1, never a traceback."""
+    from storage.catalogue import CatalogueError
     from storage.importing import ImportFileError
     from storage.invites import InviteError
 
     try:
         yield
-    except (ImportFileError, InviteError) as error:
-        err.print(f"[red]Gagal:[/red] {error}")
+    except (ImportFileError, InviteError, CatalogueError) as error:
+        err.print(f"[red]Gagal:[/red] {escape(str(error))}")
         err.print("Tidak ada data yang diubah.")
         raise typer.Exit(1) from error
     except FileNotFoundError as error:
-        err.print(f"[red]Berkas tidak ditemukan:[/red] {error.filename}")
+        err.print(f"[red]Berkas tidak ditemukan:[/red] {escape(str(error.filename))}")
         raise typer.Exit(1) from error
 
 
@@ -154,7 +157,7 @@ def catalogue_import(
                     settings, lambda s: import_catalogue(doc, session=s, progress=progress)
                 )
             )
-    typer.echo(str(report))
+    typer.echo("\n".join(report.summary()))
 
 
 @contacts_app.command("import")
@@ -173,7 +176,7 @@ def contacts_import(
                     settings, lambda s: import_contacts(doc, session=s, progress=progress)
                 )
             )
-    typer.echo(str(report))
+    typer.echo("\n".join(report.summary()))
 
 
 @invite_app.command("create")

@@ -121,6 +121,8 @@ class ConsoleChannel:
 
 
 def _read_local_file(path: Path, max_bytes: int) -> bytes:
+    if not path.is_file():
+        raise FetchFailed(f"no file at {path}", code="not_found")
     try:
         size = path.stat().st_size
         if size > max_bytes:

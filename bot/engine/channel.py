@@ -35,7 +35,13 @@ class FileTooLarge(Exception):
 
 
 class FetchFailed(Exception):
-    """The file could not be downloaded (expired link, network): the user should send it again."""
+    """The file could not be downloaded (expired link, network): the user should send it again.
+
+    `code` picks the user's explanation: "fetch_failed" (send again) or "not_found"."""
+
+    def __init__(self, reason: str, code: str = "fetch_failed") -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 class SendError(Exception):

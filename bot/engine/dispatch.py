@@ -176,8 +176,8 @@ class Engine:
             stored = await ingest(data, store=self.evidence_store, max_bytes=self.max_upload_bytes)
         except FileTooLarge:
             return PreparedFile(rejection=RejectionCode.TOO_LARGE)
-        except FetchFailed:
-            return PreparedFile(rejection="fetch_failed")
+        except FetchFailed as failed:
+            return PreparedFile(rejection=failed.code)
         except EvidenceRejected as rejected:
             return PreparedFile(rejection=rejected.code)
         return PreparedFile(stored=stored)

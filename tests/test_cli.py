@@ -1,0 +1,367 @@
+"""The `laporham` console script, run for real as a subprocess, each test in its own directory
+with its own SQLite file (INTERFACES.md, "CLI")."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+
+from storage.demo import DEMO_DIR
+
+LAPORHAM = Path(sys.executable).parent / "laporham"
+CATALOGUE = DEMO_DIR / "catalogue-aksi-ham-2025.yaml"
+TIMEOUT = 60
+CHANNEL_VARS = ("LAPORHAM_TELEGRAM_", "LAPORHAM_WHATSAPP_")
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(CHANNEL_VARS) and name != "LAPORHAM_DATABASE_URL"
+    }
+    env["LAPORHAM_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+    env["LAPORHAM_DATA_DIR"] = str(tmp_path / "data")
+    return env
+
+
+@pytest.fixture
+def laporham(tmp_path: Path, cli_env: dict[str, str]):
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(LAPORHAM), *args],
+            cwd=tmp_path,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+
+    return run
+
+
+def count_rows(tmp_path: Path, table: str) -> int:
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stdout
+
+
+def write_contacts_workbook(path: Path, *, assignment: bool = True) -> Path:
+    """The example of docs/contacts.md as a real .xlsx."""
+    book = Workbook()
+    regions = book.active
+    regions.title = "Wilayah"
+    regions.append(["kode", "nama", "jenis", "induk", "zona_waktu"])
+    regions.append(["18", "Lampung", "provinsi", None, "WIB"])
+    regions.append(["18.71", "Kota Bandar Lampung", "kabkota", "18", None])
+    offices = book.create_sheet("OPD")
+    offices.append(["wilayah", "kode", "nama"])
+    offices.append(["18.71", "DISKOPUKM", "Dinas Koperasi dan UMKM"])
+    offices.append(["18.71", "HUKUM", "Bagian Hukum Sekretariat Daerah"])
+    contacts = book.create_sheet("Kontak")
+    contacts.append(["nama", "telepon", "peran", "wilayah", "opd", "bahasa", "aktif"])
+    for row in (
+        ["Siti Aminah", "0812-3456-7890", "focal point", "18.71", "DISKOPUKM", None, "ya"],
+        ["Budi Santoso", "0813-1111-2222", "koordinator", "18.71", "HUKUM", None, None],
+        ["Kanwil Lampung", "0811-7000-1000", "kanwil", "18", None, None, None],
+    ):
+        contacts.append(row)
+    assignments = book.create_sheet("Penugasan")
+    assignments.append(["program", "aksi", "wilayah", "opd"])
+    if assignment:
+        assignments.append(["aksi-ham-2025", "KK-01", "18.71", "DISKOPUKM"])
+    book.save(path)
+    return path
+
+
+# --- help and db ------------------------------------------------------------------------------
+
+
+def test_help_lists_the_commands(laporham) -> None:
+    result = laporham("--help")
+    assert result.returncode == 0, result.stderr
+    for command in ("run", "demo", "db", "catalogue", "contacts", "invite", "period"):
+        assert re.search(rf"^\W*{command}\b", result.stdout, re.MULTILINE), command
+
+
+def test_db_upgrade_is_idempotent(laporham, tmp_path: Path) -> None:
+    first = laporham("db", "upgrade")
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "cli.db").is_file()
+    assert (tmp_path / "data").is_dir()
+    second = laporham("db", "upgrade")
+    assert second.returncode == 0, second.stderr
+    assert "Traceback" not in second.stderr
+    assert count_rows(tmp_path, "alembic_version") == 1
+
+
+# --- catalogue --------------------------------------------------------------------------------
+
+
+def test_catalogue_import_loads_the_demo_catalogue_and_a_reimport_changes_nothing(
+    laporham, tmp_path: Path
+) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    first = laporham("catalogue", "import", str(CATALOGUE))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip()
+    assert count_rows(tmp_path, "programme") == 1
+    assert count_rows(tmp_path, "period") == 3
+    assert count_rows(tmp_path, "action") == 11
+    counts = {t: count_rows(tmp_path, t) for t in ("measure", "question", "evidence_requirement")}
+
+    second = laporham("catalogue", "import", str(CATALOGUE))
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip()
+    assert count_rows(tmp_path, "action") == 11
+    assert {t: count_rows(tmp_path, t) for t in counts} == counts
+
+
+def test_catalogue_import_prints_the_indonesian_report(laporham) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    first = laporham("catalogue", "import", str(CATALOGUE))
+    assert first.returncode == 0, first.stderr
+    assert "Program: 1 baru, 0 diubah, 0 tetap, 0 tidak ada di berkas" in first.stdout
+    assert "Aksi: 11 baru" in first.stdout
+    second = laporham("catalogue", "import", str(CATALOGUE))
+    assert second.returncode == 0, second.stderr
+    assert "Aksi: 0 baru, 0 diubah, 11 tetap" in second.stdout
+    assert "Program: 0 baru, 0 diubah, 1 tetap" in second.stdout
+
+
+BROKEN_YAML = "programme:\n  code: x\n  kind: aksi_ham\n bad: [\n"
+
+
+def test_catalogue_import_of_broken_yaml_fails_cleanly(laporham, tmp_path: Path) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    (tmp_path / "katalog.yaml").write_text(BROKEN_YAML, encoding="utf-8")
+    result = laporham("catalogue", "import", "katalog.yaml")
+    assert_clean_failure(result)
+    assert "baris 4" in result.stderr
+    assert "YAML tidak valid" in result.stderr
+    assert "Tidak ada data yang diubah" in result.stderr
+    assert count_rows(tmp_path, "programme") == 0
+
+
+def test_catalogue_import_of_a_missing_file_fails_cleanly(laporham) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    result = laporham("catalogue", "import", "tidak-ada.yaml")
+    assert_clean_failure(result)
+    assert "tidak-ada.yaml" in result.stderr
+
+
+def test_catalogue_error_shows_a_file_name_with_brackets_verbatim(
+    laporham, tmp_path: Path
+) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    (tmp_path / "katalog [draft].yaml").write_text(BROKEN_YAML, encoding="utf-8")
+    result = laporham("catalogue", "import", "katalog [draft].yaml")
+    assert_clean_failure(result)
+    assert "katalog [draft].yaml" in result.stderr
+
+
+def test_catalogue_error_quoting_a_closing_tag_fails_cleanly(laporham, tmp_path: Path) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    (tmp_path / "katalog.yaml").write_text(
+        "programme: {code: x, kind: aksi_ham, year: 2025, title: X}\n"
+        "periods: [{code: B04, title: P}]\n"
+        "actions:\n"
+        "  - code: A\n"
+        "    level: kabkota\n"
+        "    title: T\n"
+        "    measures:\n"
+        "      - {code: M, period: B04, title: M,\n"
+        '         questions: [{code: q, text: Q, type: "[/angka]"}]}\n',
+        encoding="utf-8",
+    )
+    result = laporham("catalogue", "import", "katalog.yaml")
+    assert_clean_failure(result)
+    assert "MarkupError" not in result.stderr
+    assert "[/angka]" in result.stderr
+    assert "Tidak ada data yang diubah" in result.stderr
+
+
+def test_catalogue_errors_are_one_per_line(laporham, tmp_path: Path) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    (tmp_path / "katalog.yaml").write_text(
+        "programme: {code: x, kind: aksi_ham, year: 2025, title: X}\n"
+        "periods: [{code: B04, title: P}]\n"
+        "actions:\n"
+        "  - code: A\n"
+        "    level: kab\n"
+        "    title: T\n"
+        "    measures:\n"
+        "      - {code: M, period: B04, title: M,\n"
+        "         questions: [{code: q, text: Q, type: number}]}\n",
+        encoding="utf-8",
+    )
+    result = laporham("catalogue", "import", "katalog.yaml")
+    assert_clean_failure(result)
+    lines = result.stderr.splitlines()
+    assert any(
+        "actions[0].level" in line and line.rstrip().endswith("provinsi, kabkota")
+        for line in lines
+    ), result.stderr
+    assert any(
+        "questions[0].type" in line and line.rstrip().endswith("date, choice") for line in lines
+    ), result.stderr
+
+
+# --- contacts ---------------------------------------------------------------------------------
+
+
+def test_contacts_import_of_a_workbook(laporham, tmp_path: Path) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
+    workbook = write_contacts_workbook(tmp_path / "kontak.xlsx")
+    result = laporham("contacts", "import", str(workbook))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    assert count_rows(tmp_path, "region") == 2
+    assert count_rows(tmp_path, "office") == 2
+    assert count_rows(tmp_path, "contact") == 3
+    assert count_rows(tmp_path, "assignment") == 1
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        phones = {row[0] for row in db.execute("SELECT phone FROM contact")}
+    assert "+6281234567890" in phones
+
+    again = laporham("contacts", "import", str(workbook))
+    assert again.returncode == 0, again.stderr
+    assert count_rows(tmp_path, "contact") == 3
+    assert count_rows(tmp_path, "assignment") == 1
+
+
+def test_contacts_import_of_a_text_file_named_xlsx_fails_cleanly(
+    laporham, tmp_path: Path
+) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    (tmp_path / "kontak.xlsx").write_text("nama,telepon\nSiti,0812\n", encoding="utf-8")
+    result = laporham("contacts", "import", "kontak.xlsx")
+    assert_clean_failure(result)
+    assert "kontak.xlsx" in result.stderr
+    assert ".xlsx" in result.stderr
+    assert "Tidak ada data yang diubah" in result.stderr
+    assert count_rows(tmp_path, "contact") == 0
+
+
+def test_contacts_import_with_an_unknown_action_fails_cleanly(laporham, tmp_path: Path) -> None:
+    """Without the catalogue the assignment's action does not exist: nothing is written."""
+    assert laporham("db", "upgrade").returncode == 0
+    workbook = write_contacts_workbook(tmp_path / "kontak.xlsx")
+    result = laporham("contacts", "import", str(workbook))
+    assert_clean_failure(result)
+    assert "Penugasan" in result.stderr
+    assert "Tidak ada data yang diubah" in result.stderr
+    assert count_rows(tmp_path, "region") == 0
+    assert count_rows(tmp_path, "contact") == 0
+
+
+# --- invites ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def imported(laporham, tmp_path: Path) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
+    workbook = write_contacts_workbook(tmp_path / "kontak.xlsx")
+    assert laporham("contacts", "import", str(workbook)).returncode == 0
+
+
+@pytest.mark.usefixtures("imported")
+def test_invite_create_prints_a_code(laporham, tmp_path: Path) -> None:
+    result = laporham(
+        "invite", "create", "--role", "focal_point", "--region", "18.71",
+        "--office", "DISKOPUKM", "--name", "Siti", "--days", "3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    code = result.stdout.strip()
+    assert re.fullmatch(r"[A-Z2-9]{8}", code), result.stdout
+    assert f"/daftar {code}" in result.stderr
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        assert db.execute("SELECT count(*) FROM invite_code").fetchone()[0] == 1
+
+
+@pytest.mark.usefixtures("imported")
+def test_invite_create_for_an_unknown_region_fails_cleanly(laporham, tmp_path: Path) -> None:
+    result = laporham(
+        "invite", "create", "--role", "focal_point", "--region", "99.99", "--office", "DISKOPUKM"
+    )
+    assert_clean_failure(result)
+    assert result.stdout.strip() == ""
+    assert "99.99" in result.stderr
+    assert "Tidak ada data yang diubah" in result.stderr
+    assert count_rows(tmp_path, "invite_code") == 0
+
+
+@pytest.mark.usefixtures("imported")
+def test_invite_create_with_an_unknown_role_fails_cleanly(laporham) -> None:
+    result = laporham("invite", "create", "--role", "bupati", "--region", "18.71")
+    assert_clean_failure(result)
+    assert "bupati" in result.stderr
+
+
+# --- periods ----------------------------------------------------------------------------------
+
+
+def test_period_set_changes_the_window(laporham, tmp_path: Path) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
+    result = laporham("period", "set", "B08", "--opens", "2025-08-18", "--due", "2025-08-25")
+    assert result.returncode == 0, result.stderr
+    assert "B08" in result.stdout
+    moved = laporham("period", "set", "b08", "--opens", "2025-08-20", "--due", "2025-08-30")
+    assert moved.returncode == 0, moved.stderr
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        window = db.execute("SELECT opens_on, due_on FROM period WHERE code = 'B08'").fetchone()
+    assert tuple(str(day)[:10] for day in window) == ("2025-08-20", "2025-08-30")
+
+
+def test_period_set_with_a_badly_written_date_fails_cleanly(laporham, tmp_path: Path) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
+    result = laporham("period", "set", "B08", "--opens", "2025-08-18", "--due", "25-08-2025")
+    assert_clean_failure(result)
+    assert "YYYY-MM-DD" in result.stderr
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        due = db.execute("SELECT due_on FROM period WHERE code = 'B08'").fetchone()[0]
+    assert str(due)[:10] == "2025-08-25"  # the catalogue's date, untouched
+
+
+CATALOGUE_ERROR_UNCAUGHT = (
+    "bot/cli.py _friendly_errors does not catch storage.catalogue.CatalogueError: "
+    "`period set` prints a traceback"
+)
+
+
+def test_period_set_for_an_unknown_period_fails_cleanly(laporham) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
+    result = laporham("period", "set", "B99", "--opens", "2025-08-18", "--due", "2025-08-25")
+    assert_clean_failure(result)
+    assert "B99" in result.stderr
+    assert "Tidak ada data yang diubah" in result.stderr
+
+
+def test_period_set_opening_after_the_due_date_fails_cleanly(laporham, tmp_path: Path) -> None:
+    assert laporham("db", "upgrade").returncode == 0
+    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
+    result = laporham("period", "set", "B08", "--opens", "2025-08-30", "--due", "2025-08-25")
+    assert_clean_failure(result)
+    assert "2025-08-30" in result.stderr
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        opens = db.execute("SELECT opens_on FROM period WHERE code = 'B08'").fetchone()[0]
+    assert str(opens)[:10] == "2025-08-18"
