@@ -142,22 +142,11 @@ def db_upgrade() -> None:
 
 
 @catalogue_app.command("import")
-def catalogue_import(
-    file: Annotated[Path, typer.Argument(help="Berkas katalog YAML", exists=False)],
-) -> None:
+def catalogue_import(file: Annotated[Path, typer.Argument(help="Berkas katalog YAML")]) -> None:
     """Muat program, periode, aksi, ukuran, pertanyaan dan syarat data dukung dari YAML."""
     from storage.catalogue import import_catalogue, load_catalogue
 
-    settings = _settings()
-    with _friendly_errors():
-        doc = load_catalogue(file)
-        with _progress() as progress:
-            report = _run(
-                lambda: _in_transaction(
-                    settings, lambda s: import_catalogue(doc, session=s, progress=progress)
-                )
-            )
-    typer.echo("\n".join(report.summary()))
+    _import(file, load_catalogue, import_catalogue)
 
 
 @contacts_app.command("import")
@@ -167,13 +156,18 @@ def contacts_import(
     """Muat wilayah, OPD, kontak dan penugasan dari Excel."""
     from storage.contacts import import_contacts, read_contacts_workbook
 
+    _import(file, read_contacts_workbook, import_contacts)
+
+
+def _import(file: Path, read: Callable[[Path], Any], apply: Callable[..., Awaitable[Any]]) -> None:
+    """Read and check the file, then write it in one transaction with a progress bar."""
     settings = _settings()
     with _friendly_errors():
-        doc = read_contacts_workbook(file)
+        doc = read(file)
         with _progress() as progress:
             report = _run(
                 lambda: _in_transaction(
-                    settings, lambda s: import_contacts(doc, session=s, progress=progress)
+                    settings, lambda s: apply(doc, session=s, progress=progress)
                 )
             )
     typer.echo("\n".join(report.summary()))

@@ -31,16 +31,19 @@ async def store_received(
     *, session: AsyncSession, channel: Channel, message_id: str, payload: dict[str, Any]
 ) -> bool:
     """Webhooks: keep the raw message before answering 200. False when it was seen already."""
+    return await _insert_once(
+        session,
+        InboxMessage(
+            channel=channel, message_id=message_id, status=InboxStatus.received, payload=payload
+        ),
+    )
+
+
+async def _insert_once(session: AsyncSession, message: InboxMessage) -> bool:
+    """Insert an inbox row in a savepoint; False if (channel, message_id) exists already."""
     try:
         async with session.begin_nested():
-            session.add(
-                InboxMessage(
-                    channel=channel,
-                    message_id=message_id,
-                    status=InboxStatus.received,
-                    payload=payload,
-                )
-            )
+            session.add(message)
     except IntegrityError:
         return False
     return True
@@ -61,19 +64,12 @@ async def claim_inbound(*, session: AsyncSession, channel: Channel, message_id: 
     )
     if result.rowcount == 1:
         return True
-    try:
-        async with session.begin_nested():
-            session.add(
-                InboxMessage(
-                    channel=channel,
-                    message_id=message_id,
-                    status=InboxStatus.processed,
-                    processed_at=now,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    return await _insert_once(
+        session,
+        InboxMessage(
+            channel=channel, message_id=message_id, status=InboxStatus.processed, processed_at=now
+        ),
+    )
 
 
 async def is_processed(*, session: AsyncSession, channel: Channel, message_id: str) -> bool:
