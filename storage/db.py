@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -55,12 +58,28 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+# SQLite has one writer. Queueing writers on an asyncio lock is fairer and faster than letting
+# them spin in SQLite's busy handler (which sleeps and retries, and makes tail latency long).
+_sqlite_writers: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _writer_lock(sessions: async_sessionmaker[AsyncSession]) -> asyncio.Lock | None:
+    bind = sessions.kw.get("bind")
+    if bind is None or bind.dialect.name != "sqlite":
+        return None
+    lock = _sqlite_writers.get(bind.sync_engine)
+    if lock is None:
+        lock = _sqlite_writers[bind.sync_engine] = asyncio.Lock()
+    return lock
+
+
 @asynccontextmanager
 async def transaction(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits when the block ends, rolls back on any exception."""
-    async with sessions() as session, session.begin():
+    lock = _writer_lock(sessions)
+    async with lock or contextlib.nullcontext(), sessions() as session, session.begin():
         yield session
 
 

@@ -33,7 +33,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -55,11 +55,12 @@ from bot.engine.turn import OFFERED_KEY, PreparedFile, Turn
 from storage import conversations
 from storage.db import transaction
 from storage.evidence import EvidenceRejected, EvidenceStore, RejectionCode, ingest
-from storage.models import Channel, ConversationState
+from storage.models import Channel, ChannelIdentity, ConversationState
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
+SEEN_PRECISION = timedelta(minutes=1)
 UNKNOWN = "unknown"  # CommandReceived.name of a slash-word that is no command of ours
 UNKNOWN_COMMAND = re.compile(r"/[A-Za-z_]\w*(@\w+)?")
 
@@ -131,8 +132,7 @@ class Engine:
             )
             if found:
                 identity, contact = found
-                identity.last_inbound_at = now
-                identity.unreachable_since = None
+                _note_seen(identity, now)
             turn = Turn(
                 session=session,
                 event=normalise(event, state),
@@ -258,6 +258,16 @@ class Engine:
         return True
 
 
+def _note_seen(identity: ChannelIdentity, now: datetime) -> None:
+    """Record when the user last wrote (WhatsApp's 24-hour window). A minute's precision is
+    plenty, and skipping the write saves an UPDATE on almost every message."""
+    seen = identity.last_inbound_at
+    if seen is None or now - seen > SEEN_PRECISION:
+        identity.last_inbound_at = now
+    if identity.unreachable_since is not None:
+        identity.unreachable_since = None
+
+
 def normalise(event: Inbound, state: ConversationState) -> Inbound:
     """Words that are commands become commands; "2" or a label answers a numbered choice."""
     if isinstance(event, TextReceived):
@@ -301,4 +311,3 @@ def _base(event: Inbound) -> dict[str, object]:
         "received_at": event.received_at,
         "raw": event.raw,
     }
-
