@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TextIO
@@ -114,13 +115,21 @@ def console_greeting() -> str:
     )
 
 
-async def run_channels(settings: Settings, channels: list[ChannelAdapter]) -> None:
-    """Serve chat channels until cancelled: their receivers, the sender, HTTP and the jobs."""
+async def run_channels(
+    settings: Settings,
+    channels: list[ChannelAdapter],
+    *,
+    on_http_started: Callable[[int], None] | None = None,
+) -> None:
+    """Serve chat channels until cancelled: their receivers, the sender, HTTP and the jobs.
+    `on_http_started` gets the bound port (useful with LAPORHAM_HTTP_PORT=0)."""
     app = build(settings, channels)
     routes = [r for adapter in channels for r in getattr(adapter, "routes", list)(app.engine)]
     http = HttpServer(build_app(routes), host=settings.http_host, port=settings.http_port)
     await http.start()
     log.info("HTTP server on %s:%s", settings.http_host, http.port)
+    if on_http_started:
+        on_http_started(http.port)
     scheduler = build_scheduler(jobs(app))
     scheduler.start()
     tasks = [asyncio.create_task(app.sender.run(), name="outbox-sender")]
