@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from bot.engine.channel import ChannelConfigError
 from bot.settings import Settings, get_settings
 
 app = typer.Typer(help="LaporHAM: asisten pelaporan Aksi HAM dan KKPHAM.", no_args_is_help=True)
@@ -128,6 +129,9 @@ def _serve(settings: Settings, *, seed_demo: bool) -> None:
         _run(lambda: run_channels(settings, channels))
     except KeyboardInterrupt:
         err.print("Berhenti.")
+    except ChannelConfigError as error:  # a bad token or webhook URL: the operator's to fix
+        err.print(f"[red]Konfigurasi salah:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from error
 
 
 @db_app.command("upgrade")

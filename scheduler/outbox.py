@@ -76,10 +76,10 @@ class OutboxSender:
     async def run(self) -> None:
         await self.recover()
         while True:
-            sent = await self.drain()
-            if sent:
-                continue
+            # Clear before draining: a wake-up that arrives during the drain must not be lost.
             self.wakeup.clear()
+            if await self.drain():
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=POLL_SECONDS)
 
@@ -117,10 +117,12 @@ class OutboxSender:
     async def _send_one(self, adapter: ChannelAdapter, row: OutboxMessage) -> bool:
         message = outgoing_from_payload(row.payload)
         try:
-            async with self.sessions() as session:
-                last_seen = await conversations.last_inbound_at(
-                    session=session, channel=row.channel, external_id=row.recipient
-                )
+            last_seen = None
+            if adapter.capabilities.needs_inbound_window:  # only WhatsApp has the 24 h rule
+                async with self.sessions() as session:
+                    last_seen = await conversations.last_inbound_at(
+                        session=session, channel=row.channel, external_id=row.recipient
+                    )
             provider_id = await adapter.send(row.recipient, message, last_inbound_at=last_seen)
         except RecipientUnreachable as error:
             await self._finish(row, OutboxStatus.failed, error=str(error), unreachable=True)

@@ -122,6 +122,7 @@ class WhatsAppChannel:
         contact_button=False,
         max_download_bytes=100 * 1024 * 1024,  # documents; the engine applies its own cap too
         user_key_is_phone=True,
+        needs_inbound_window=True,
     )
 
     # Seconds to wait before a resend, by cause. Class attributes so tests can shorten them.

@@ -25,6 +25,7 @@ class Capabilities:
     max_download_bytes: int
     user_key_is_phone: bool = False  # WhatsApp: the sender's id is their phone number
     contact_command: str | None = None  # console: the typed command that shares a number
+    needs_inbound_window: bool = False  # WhatsApp: send() needs when the user last wrote
 
 
 class FileTooLarge(Exception):
@@ -42,6 +43,10 @@ class FetchFailed(Exception):
     def __init__(self, reason: str, code: str = "fetch_failed") -> None:
         super().__init__(reason)
         self.code = code
+
+
+class ChannelConfigError(RuntimeError):
+    """The platform refused our settings (token, webhook URL): an operator must fix them."""
 
 
 class SendError(Exception):
