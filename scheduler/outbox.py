@@ -148,11 +148,13 @@ class OutboxSender:
             else backoff(row.attempts)
         )
         async with transaction(self.sessions) as session:
-            stored = await conversations.outbox_row(session=session, outbox_id=row.id or 0)
-            if stored:
-                stored.status = OutboxStatus.pending
-                stored.next_attempt_at = self.clock() + wait
-                stored.last_error = str(error)
+            await conversations.update_outbox(
+                session=session,
+                outbox_id=row.id or 0,
+                status=OutboxStatus.pending,
+                next_attempt_at=self.clock() + wait,
+                last_error=str(error),
+            )
         return False
 
     async def _postpone(self, rows: list[OutboxMessage]) -> None:
@@ -175,15 +177,11 @@ class OutboxSender:
         unreachable: bool = False,
     ) -> None:
         now = self.clock()
+        values: dict[str, object] = {"status": status, "last_error": error}
+        if status is OutboxStatus.sent:
+            values |= {"sent_at": now, "provider_message_id": provider_id}
         async with transaction(self.sessions) as session:
-            stored = await conversations.outbox_row(session=session, outbox_id=row.id or 0)
-            if stored is None:
-                return
-            stored.status = status
-            stored.last_error = error
-            if status is OutboxStatus.sent:
-                stored.sent_at = now
-                stored.provider_message_id = provider_id
+            await conversations.update_outbox(session=session, outbox_id=row.id or 0, **values)
             if unreachable:
                 await conversations.mark_unreachable(
                     session=session, channel=row.channel, external_id=row.recipient, now=now

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -51,25 +52,33 @@ async def _insert_once(session: AsyncSession, message: InboxMessage) -> bool:
 
 async def claim_inbound(*, session: AsyncSession, channel: Channel, message_id: str) -> bool:
     """Mark a message processed within the caller's transaction. False if it was processed
-    already (a redelivery), so the caller does nothing and rolls back."""
+    already (a redelivery), so the caller does nothing.
+
+    One statement: insert it as processed, or flip a webhook's stored `received` row; a row
+    already `processed` is left alone and nothing is returned.
+    """
     now = utcnow()
-    result = await session.exec(  # type: ignore[call-overload]
-        update(InboxMessage)
-        .where(
-            InboxMessage.channel == channel,  # type: ignore[arg-type]
-            InboxMessage.message_id == message_id,  # type: ignore[arg-type]
-            InboxMessage.status == InboxStatus.received,  # type: ignore[arg-type]
-        )
-        .values(status=InboxStatus.processed, processed_at=now, payload=None)
+    insert = _dialect_insert(session)(InboxMessage).values(
+        channel=channel,
+        message_id=message_id,
+        status=InboxStatus.processed,
+        processed_at=now,
+        received_at=now,
     )
-    if result.rowcount == 1:
-        return True
-    return await _insert_once(
-        session,
-        InboxMessage(
-            channel=channel, message_id=message_id, status=InboxStatus.processed, processed_at=now
-        ),
-    )
+    statement = insert.on_conflict_do_update(
+        index_elements=["channel", "message_id"],
+        set_={"status": InboxStatus.processed, "processed_at": now, "payload": None},
+        where=InboxMessage.status == InboxStatus.received,  # type: ignore[arg-type]
+    ).returning(InboxMessage.id)
+    result = await session.exec(statement)  # type: ignore[call-overload]
+    return result.first() is not None
+
+
+def _dialect_insert(session: AsyncSession) -> Any:
+    """INSERT ... ON CONFLICT exists in both dialects, but each has its own construct."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 async def is_processed(*, session: AsyncSession, channel: Channel, message_id: str) -> bool:
@@ -247,3 +256,10 @@ async def peek_state(
         ConversationState.channel == channel, ConversationState.user_key == user_key
     )
     return (await session.exec(statement)).first()
+
+
+async def update_outbox(*, session: AsyncSession, outbox_id: int, **values: Any) -> None:
+    """Set fields of one outbox row in a single UPDATE (the sender does this for every send)."""
+    await session.exec(  # type: ignore[call-overload]
+        update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(**values)  # type: ignore[arg-type]
+    )

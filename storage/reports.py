@@ -3,6 +3,8 @@ answers, evidence, completeness, submit and reopen. Never commits."""
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -157,8 +159,26 @@ async def get_submission(*, session: AsyncSession, submission_id: int) -> Submis
     return await session.get(Submission, submission_id)
 
 
+# The walk of an (action, period) is read several times per message but changes only when an
+# operator re-imports the catalogue: keep it a minute, per database engine.
+WALK_TTL_SECONDS = 60.0
+_walk_cache: weakref.WeakKeyDictionary[Any, dict[tuple[int, int], tuple[float, list[WalkItem]]]]
+_walk_cache = weakref.WeakKeyDictionary()
+
+
 async def walk(*, session: AsyncSession, action_id: int, period_id: int) -> list[WalkItem]:
     """The questions, then the evidence requirements, of each measure, in catalogue order."""
+    cache = _walk_cache.setdefault(session.get_bind(), {})
+    key = (action_id, period_id)
+    cached = cache.get(key)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    items = await _load_walk(session, action_id, period_id)
+    cache[key] = (time.monotonic() + WALK_TTL_SECONDS, items)
+    return items
+
+
+async def _load_walk(session: AsyncSession, action_id: int, period_id: int) -> list[WalkItem]:
     measures = list(
         (
             await session.exec(
