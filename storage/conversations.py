@@ -157,10 +157,6 @@ async def find_contact_by_phone(*, session: AsyncSession, phone: str) -> Contact
     return (await session.exec(statement)).first()
 
 
-async def get_contact(*, session: AsyncSession, contact_id: int) -> Contact | None:
-    return await session.get(Contact, contact_id)
-
-
 def enqueue(
     *,
     session: AsyncSession,
@@ -237,15 +233,6 @@ async def mark_unreachable(
     found = await find_identity(session=session, channel=channel, external_id=external_id)
     if found:
         found[0].unreachable_since = now
-
-
-async def outbox_by_provider_id(
-    *, session: AsyncSession, provider_message_id: str
-) -> OutboxMessage | None:
-    statement = select(OutboxMessage).where(
-        OutboxMessage.provider_message_id == provider_message_id
-    )
-    return (await session.exec(statement)).first()
 
 
 async def peek_state(

@@ -364,15 +364,6 @@ async def reopen(
     )
 
 
-async def versions(*, session: AsyncSession, submission_id: int) -> list[SubmissionVersion]:
-    statement = (
-        select(SubmissionVersion)
-        .where(SubmissionVersion.submission_id == submission_id)
-        .order_by(col(SubmissionVersion.version))
-    )
-    return list((await session.exec(statement)).all())
-
-
 async def latest_return_note(*, session: AsyncSession, submission_id: int) -> str | None:
     statement = (
         select(ReviewEvent.note)
