@@ -70,6 +70,7 @@ from bot.engine.events import (
 from bot.engine.turn import Turn
 from handlers.router import route, wants_file
 from scheduler.outbox import OutboxSender
+from storage import conversations
 from storage.db import create_engine, empty_all_tables, is_sqlite, session_factory
 from storage.evidence import LocalEvidenceStore
 from storage.migrate import upgrade_async
@@ -78,7 +79,6 @@ from storage.models import (
     ChannelIdentity,
     Contact,
     Office,
-    OutboxMessage,
     OutboxStatus,
     Role,
     Submission,
@@ -286,12 +286,9 @@ def percentile(values: list[float], q: float) -> float:
 
 async def unsent_count(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions() as session:
-        statement = (
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(OutboxMessage.status != OutboxStatus.sent)
+        return await conversations.count_outbox(
+            session=session, statuses=(*conversations.WAITING, OutboxStatus.failed)
         )
-        return int((await session.exec(statement)).one())
 
 
 async def run_phase(

@@ -36,8 +36,6 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func
-from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -50,8 +48,9 @@ from bot.app import App, build, prepare_database
 from bot.channels.whatsapp import WEBHOOK_PATH, WhatsAppChannel
 from bot.http import HttpServer, build_app
 from bot.settings import Settings
+from storage import conversations
 from storage.db import transaction
-from storage.models import Contact, Office, OutboxMessage, OutboxStatus, Region, RegionKind, Role
+from storage.models import Contact, Office, Region, RegionKind, Role
 from tests.fakes import whatsapp_payloads as wp
 from tests.fakes.graph_api import FakeGraphAPI, RecordedRequest
 
@@ -116,15 +115,9 @@ async def settle(app: App, adapter: WhatsAppChannel) -> None:
     while True:
         await adapter.idle()
         async with app.sessions() as session:
-            waiting = (
-                await session.exec(
-                    select(func.count()).where(
-                        OutboxMessage.status.in_(  # type: ignore[attr-defined]
-                            [OutboxStatus.pending, OutboxStatus.sending]
-                        )
-                    )
-                )
-            ).one()
+            waiting = await conversations.count_outbox(
+                session=session, statuses=conversations.WAITING
+            )
         if not waiting and not adapter._tasks:
             return
         await asyncio.sleep(0.01)

@@ -6,13 +6,14 @@ transaction per inbound event).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
@@ -250,3 +251,16 @@ async def update_outbox(*, session: AsyncSession, outbox_id: int, **values: Any)
     await session.exec(  # type: ignore[call-overload]
         update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(**values)  # type: ignore[arg-type]
     )
+
+
+async def count_outbox(*, session: AsyncSession, statuses: Iterable[OutboxStatus]) -> int:
+    """How many outbox rows are in these states (tests and benchmarks wait for zero waiting)."""
+    statement = (
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(col(OutboxMessage.status).in_(list(statuses)))
+    )
+    return int((await session.exec(statement)).one())
+
+
+WAITING = (OutboxStatus.pending, OutboxStatus.sending)

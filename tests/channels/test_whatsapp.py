@@ -110,15 +110,9 @@ class WhatsApp:
             while True:
                 await self.adapter.idle()
                 async with self.app.sessions() as session:
-                    waiting = (
-                        await session.exec(
-                            select(func.count()).where(
-                                OutboxMessage.status.in_(  # type: ignore[attr-defined]
-                                    [OutboxStatus.pending, OutboxStatus.sending]
-                                )
-                            )
-                        )
-                    ).one()
+                    waiting = await conversations.count_outbox(
+                        session=session, statuses=conversations.WAITING
+                    )
                 if not waiting and not self.adapter._tasks:
                     return
                 await asyncio.sleep(0.02)
