@@ -415,7 +415,12 @@ class WhatsAppChannel:
             return [body]
         text = shapes.to_whatsapp(message.text)
         if message.choices:
-            return shapes.interactive_bodies(chat_id, text, message.choices)
+            return shapes.interactive_bodies(
+                chat_id,
+                text,
+                message.choices,
+                choose_label=message.choose_label or shapes.LIST_BUTTON,
+            )
         return shapes.text_bodies(chat_id, text)
 
     async def _send_template(self, chat_id: str, message: Outgoing) -> str:

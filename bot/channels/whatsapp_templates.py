@@ -160,7 +160,7 @@ def _button_text(text: str, choices: Sequence[Choice]) -> tuple[str, list[str]]:
     return f"{text}\n\n" + "\n".join(numbered), button_titles(numbered)
 
 
-def _list(choices: Sequence[Choice]) -> Json:
+def _list(choices: Sequence[Choice], button: str) -> Json:
     rows = []
     for choice in choices:
         label = " ".join(to_plain(choice.label).split())
@@ -168,15 +168,18 @@ def _list(choices: Sequence[Choice]) -> Json:
         if len(label) > MAX_ROW_TITLE:  # the full label where the title had to be cut
             row["description"] = shorten(label, MAX_ROW_DESCRIPTION)
         rows.append(row)
-    return {"type": "list", "action": {"button": LIST_BUTTON, "sections": [{"rows": rows}]}}
+    action = {"button": shorten(button, MAX_BUTTON_TITLE), "sections": [{"rows": rows}]}
+    return {"type": "list", "action": action}
 
 
-def split_body(text: str, limit: int = MAX_BODY) -> tuple[str, str]:
+def split_body(
+    text: str, limit: int = MAX_BODY, *, empty_body: str = CHOOSE_BODY
+) -> tuple[str, str]:
     """(lead text sent first, body of the interactive message). The body keeps the end of the
     text, where the question is, so the buttons stay next to it: the longest run of whole
     paragraphs (else lines) that fits."""
     if not text.strip():
-        return "", CHOOSE_BODY
+        return "", empty_body
     if len(text) <= limit:
         return "", text
     for separator in ("\n\n", "\n"):
@@ -184,12 +187,15 @@ def split_body(text: str, limit: int = MAX_BODY) -> tuple[str, str]:
             tail = text[match.end() :]
             if len(tail) <= limit and tail.strip():
                 return text[: match.start()], tail
-    return text, CHOOSE_BODY
+    return text, empty_body
 
 
-def interactive_bodies(to: str, text: str, choices: Sequence[Choice]) -> list[Json]:
+def interactive_bodies(
+    to: str, text: str, choices: Sequence[Choice], *, choose_label: str = LIST_BUTTON
+) -> list[Json]:
     """Up to 3 choices as reply buttons, up to 10 as a list, more as numbered text (the engine
-    already turns more than `max_choices` into numbers, so that case is only a safety net)."""
+    already turns more than `max_choices` into numbers, so that case is only a safety net).
+    `choose_label` is the engine's word for "choose" in the user's language."""
     if len(choices) > MAX_ROWS:
         numbered = "\n".join(f"{n}. {c.label}" for n, c in enumerate(choices, start=1))
         return text_bodies(to, f"{text}\n\n{numbered}")
@@ -197,8 +203,8 @@ def interactive_bodies(to: str, text: str, choices: Sequence[Choice]) -> list[Js
         text, titles = _button_text(text, choices)
         interactive = _buttons(choices, titles)
     else:
-        interactive = _list(choices)
-    lead, body = split_body(text)
+        interactive = _list(choices, choose_label)
+    lead, body = split_body(text, empty_body=f"{choose_label}:")
     interactive["body"] = {"text": body}
     return [*text_bodies(to, lead), _envelope(to, "interactive", interactive)]
 

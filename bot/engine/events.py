@@ -84,6 +84,7 @@ class OutText:
     choices: tuple[Choice, ...] = ()
     request_contact: bool = False  # Telegram: a "share my phone number" reply keyboard
     contact_label: str = ""  # that button's label, in the user's language
+    choose_label: str = ""  # WhatsApp: the list's button, in the user's language
     # Reminders and broadcasts: WhatsApp must send these as an approved template.
     template: str | None = None
     template_params: tuple[str, ...] = ()

@@ -60,6 +60,8 @@ class Turn:
 
     def ask(self, text: str, choices: list[Choice] | tuple[Choice, ...] = (), **extra: Any) -> None:
         """Send a question and remember it, so that an input that doesn't fit can repeat it."""
+        if choices:
+            extra.setdefault("choose_label", self.text("button.choose"))
         message = OutText(text=text, choices=tuple(choices), **extra)
         self.outgoing.append(message)
         self.remember_prompt(message)

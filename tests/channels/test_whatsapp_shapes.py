@@ -10,6 +10,7 @@ import pytest
 from bot.channels import whatsapp_templates as shapes
 from bot.channels.whatsapp import WhatsAppChannel
 from bot.engine.events import (
+    Choice,
     ChoiceMade,
     CommandReceived,
     ContactShared,
@@ -144,3 +145,9 @@ def test_other_numbers_and_stored_payloads(channel: WhatsAppChannel) -> None:
     again = channel.parse_stored(json.loads(json.dumps(event.raw)))
     assert again == event
     assert channel.parse_stored({"message": {"id": "x"}}) is None
+
+
+def test_the_list_button_speaks_the_users_language() -> None:
+    choices = [Choice(f"c{n}", f"Pilihan {n}") for n in range(5)]
+    (body,) = shapes.interactive_bodies("628", "Which one?", choices, choose_label="Choose")
+    assert body["interactive"]["action"]["button"] == "Choose"
