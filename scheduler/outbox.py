@@ -7,21 +7,41 @@ stateDiagram-v2
     pending --> sending: claimed (attempts + 1)
     sending --> sent: channel accepted it
     sending --> pending: transient error / retry_after (next_attempt_at later)
+    sending --> pending: an earlier message to the same recipient must wait (not counted)
     sending --> failed: permanent error, unreachable user, or too many attempts
     sending --> pending: process died (released at start-up: at-least-once)
 ```
 
-Messages to one recipient go out in order, one at a time; different recipients in parallel.
+How it runs, in cycles:
+
+```mermaid
+sequenceDiagram
+    participant E as Engine (after commit)
+    participant S as Sender cycle
+    participant DB as Database
+    participant W as Worker of one recipient
+    participant C as Channel adapter
+    E-->>S: wake up
+    S->>DB: one transaction: write the outcomes gathered so far, claim due rows
+    S->>W: hand each row to its recipient's worker (started if idle)
+    W->>C: send, one message after the other
+    W-->>S: outcome (kept in memory until the next cycle writes it)
+```
+
+Messages to one recipient go out in order, one at a time; different recipients in parallel,
+each as soon as its row is claimed: no recipient waits for a slow one. Outcomes are written in
+batches, so a busy bot spends one transaction on many sends; a crash before that write sends
+those messages again at start-up (at-least-once, as before).
 Rate limits are the channel adapters' business (each knows its platform's limits).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import defaultdict
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -50,6 +70,18 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(300, 2 ** max(0, attempts - 1)))
 
 
+@dataclass
+class _Change:
+    """What became of one claimed row, written at the start of the next cycle."""
+
+    outbox_id: int
+    values: dict[str, object]
+    unreachable: tuple[Channel, str] | None = None
+
+
+RecipientKey = tuple[Channel, str]
+
+
 class OutboxSender:
     def __init__(
         self,
@@ -65,6 +97,13 @@ class OutboxSender:
         self.wakeup = wakeup or asyncio.Event()
         self.clock = clock
         self.batch_size = batch_size
+        self._queues: dict[RecipientKey, deque[OutboxMessage]] = {}
+        self._workers: dict[RecipientKey, asyncio.Task[None]] = {}
+        # Recipients whose message waits for a retry, until when: what follows must wait too.
+        self._held_until: dict[RecipientKey, datetime] = {}
+        self._changes: list[_Change] = []
+        self._unsent: list[int] = []
+        self._changed = asyncio.Event()
 
     async def recover(self) -> int:
         """Rows a dead process left in `sending` are sent again (at-least-once)."""
@@ -75,30 +114,38 @@ class OutboxSender:
 
     async def run(self) -> None:
         await self.recover()
-        while True:
-            # Clear before draining: a wake-up that arrives during the drain must not be lost.
-            self.wakeup.clear()
-            if await self.drain():
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout=POLL_SECONDS)
+        claim = True
+        try:
+            while True:
+                # Clear before the cycle: a wake-up that arrives during it starts the next one.
+                self.wakeup.clear()
+                self._changed.clear()
+                claimed = await self._cycle(claim=claim)
+                if claimed >= self.batch_size:
+                    continue  # more may be due right now
+                claim = await self._wait()
+        finally:
+            await self._stop_workers()
+
+    async def _wait(self) -> bool:
+        """Until new rows (True), outcomes to write (False) or the poll interval (True: retries
+        that came due are claimed)."""
+        waits = [asyncio.ensure_future(event.wait()) for event in (self.wakeup, self._changed)]
+        try:
+            await asyncio.wait(waits, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return self.wakeup.is_set() or not self._changed.is_set()
 
     async def drain(self) -> int:
-        """Send everything due now, once; return how many rows were handled."""
-        handled = 0
-        for channel, adapter in list(self.channels.items()):
-            async with transaction(self.sessions) as session:
-                rows = await conversations.claim_due_outbox(
-                    session=session, channel=channel, now=self.clock(), limit=self.batch_size
-                )
-            by_recipient: dict[str, list[OutboxMessage]] = defaultdict(list)
-            for row in rows:
-                by_recipient[row.recipient].append(row)
-            await asyncio.gather(
-                *(self._send_in_order(adapter, queue) for queue in by_recipient.values())
-            )
-            handled += len(rows)
-        return handled
+        """Send everything due now, once, and record the outcomes; return how many rows were
+        claimed."""
+        claimed = await self._cycle(claim=True)
+        while self._workers:
+            await asyncio.gather(*list(self._workers.values()))
+        await self._cycle(claim=False)
+        return claimed
 
     async def drain_all(self, max_rounds: int = 100) -> None:
         """Drain until nothing is due (tests and the console channel)."""
@@ -106,15 +153,67 @@ class OutboxSender:
             if not await self.drain():
                 return
 
-    async def _send_in_order(self, adapter: ChannelAdapter, queue: list[OutboxMessage]) -> None:
-        for index, row in enumerate(queue):
-            delivered = await self._send_one(adapter, row)
-            if not delivered:
-                # Keep the order: what follows a message that must wait, waits too.
-                await self._postpone(queue[index + 1 :])
-                return
+    async def _cycle(self, *, claim: bool) -> int:
+        """One transaction: write the outcomes gathered so far, then claim what is due."""
+        changes, self._changes = self._changes, []
+        unsent, self._unsent = self._unsent, []
+        if not (claim or changes or unsent):
+            return 0
+        claimed: list[OutboxMessage] = []
+        async with transaction(self.sessions) as session:
+            await self._write(session, changes, unsent)
+            if claim:
+                for channel in self.channels:
+                    claimed += await conversations.claim_due_outbox(
+                        session=session, channel=channel, now=self.clock(), limit=self.batch_size
+                    )
+        for row in claimed:
+            self._dispatch(row)
+        return len(claimed)
 
-    async def _send_one(self, adapter: ChannelAdapter, row: OutboxMessage) -> bool:
+    async def _write(
+        self, session: AsyncSession, changes: list[_Change], unsent: list[int]
+    ) -> None:
+        await conversations.update_outbox_rows(
+            session=session, changes=[(change.outbox_id, change.values) for change in changes]
+        )
+        await conversations.release_unsent(session=session, outbox_ids=unsent)
+        for change in changes:
+            if change.unreachable:
+                channel, recipient = change.unreachable
+                await conversations.mark_unreachable(
+                    session=session, channel=channel, external_id=recipient, now=self.clock()
+                )
+
+    def _dispatch(self, row: OutboxMessage) -> None:
+        key = (row.channel, row.recipient)
+        held_until = self._held_until.get(key)
+        if held_until is not None:
+            if held_until > self.clock():
+                self._release([row])
+                return
+            del self._held_until[key]
+        self._queues.setdefault(key, deque()).append(row)
+        if key not in self._workers:
+            self._workers[key] = asyncio.create_task(self._work(key))
+
+    async def _work(self, key: RecipientKey) -> None:
+        queue = self._queues[key]
+        adapter = self.channels[key[0]]
+        try:
+            while queue:
+                row = queue.popleft()
+                retry_at = await self._send_one(adapter, row)
+                if retry_at is not None:
+                    # Keep the order: what follows a message that must wait, waits too.
+                    self._held_until[key] = retry_at
+                    self._release(list(queue))
+                    queue.clear()
+        finally:
+            del self._queues[key], self._workers[key]
+
+    async def _send_one(self, adapter: ChannelAdapter, row: OutboxMessage) -> datetime | None:
+        """Send one row and note its outcome; the time of its retry when it must wait."""
         message = outgoing_from_payload(row.payload)
         try:
             last_seen = None
@@ -125,64 +224,59 @@ class OutboxSender:
                     )
             provider_id = await adapter.send(row.recipient, message, last_inbound_at=last_seen)
         except RecipientUnreachable as error:
-            await self._finish(row, OutboxStatus.failed, error=str(error), unreachable=True)
-            return True
+            self._note(row, status=OutboxStatus.failed, last_error=str(error), unreachable=True)
+            return None
         except PermanentSendError as error:
-            await self._finish(row, OutboxStatus.failed, error=str(error))
-            return True
+            self._note(row, status=OutboxStatus.failed, last_error=str(error))
+            return None
         except (TransientSendError, SendError) as error:
-            return await self._retry_later(row, error)
+            return self._retry_later(row, error)
         except Exception as error:  # an adapter bug must not kill the sender
             log.exception("send failed for outbox %s", row.id)
-            return await self._retry_later(row, TransientSendError(repr(error)))
-        await self._finish(row, OutboxStatus.sent, provider_id=provider_id)
-        return True
+            return self._retry_later(row, TransientSendError(repr(error)))
+        self._note(
+            row,
+            status=OutboxStatus.sent,
+            last_error=None,
+            sent_at=self.clock(),
+            provider_message_id=provider_id,
+        )
+        return None
 
-    async def _retry_later(self, row: OutboxMessage, error: SendError) -> bool:
+    def _retry_later(self, row: OutboxMessage, error: SendError) -> datetime | None:
         if row.attempts >= MAX_ATTEMPTS:
-            await self._finish(row, OutboxStatus.failed, error=f"gave up: {error}")
-            return True
+            self._note(row, status=OutboxStatus.failed, last_error=f"gave up: {error}")
+            return None
         wait = (
             timedelta(seconds=error.retry_after)
             if error.retry_after is not None
             else backoff(row.attempts)
         )
-        async with transaction(self.sessions) as session:
-            await conversations.update_outbox(
-                session=session,
+        retry_at = self.clock() + wait
+        self._note(
+            row, status=OutboxStatus.pending, next_attempt_at=retry_at, last_error=str(error)
+        )
+        return retry_at
+
+    def _note(self, row: OutboxMessage, *, unreachable: bool = False, **values: object) -> None:
+        self._changes.append(
+            _Change(
                 outbox_id=row.id or 0,
-                status=OutboxStatus.pending,
-                next_attempt_at=self.clock() + wait,
-                last_error=str(error),
+                values=values,
+                unreachable=(row.channel, row.recipient) if unreachable else None,
             )
-        return False
+        )
+        self._changed.set()
 
-    async def _postpone(self, rows: list[OutboxMessage]) -> None:
-        if not rows:
-            return
-        async with transaction(self.sessions) as session:
-            for row in rows:
-                stored = await conversations.outbox_row(session=session, outbox_id=row.id or 0)
-                if stored and stored.status is OutboxStatus.sending:
-                    stored.status = OutboxStatus.pending
-                    stored.attempts = max(0, stored.attempts - 1)  # it was never tried
+    def _release(self, rows: list[OutboxMessage]) -> None:
+        if rows:
+            self._unsent += [row.id or 0 for row in rows]
+            self._changed.set()
 
-    async def _finish(
-        self,
-        row: OutboxMessage,
-        status: OutboxStatus,
-        *,
-        provider_id: str | None = None,
-        error: str | None = None,
-        unreachable: bool = False,
-    ) -> None:
-        now = self.clock()
-        values: dict[str, object] = {"status": status, "last_error": error}
-        if status is OutboxStatus.sent:
-            values |= {"sent_at": now, "provider_message_id": provider_id}
-        async with transaction(self.sessions) as session:
-            await conversations.update_outbox(session=session, outbox_id=row.id or 0, **values)
-            if unreachable:
-                await conversations.mark_unreachable(
-                    session=session, channel=row.channel, external_id=row.recipient, now=now
-                )
+    async def _stop_workers(self) -> None:
+        """On shutdown: sends in flight are cancelled; their rows stay `sending` and go out
+        again after the restart (at-least-once)."""
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)

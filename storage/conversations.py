@@ -6,13 +6,15 @@ transaction per inbound event).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import case, exists, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -185,13 +187,24 @@ def enqueue(
 async def claim_due_outbox(
     *, session: AsyncSession, channel: Channel, now: datetime, limit: int
 ) -> list[OutboxMessage]:
-    """Take due messages for sending (skipping rows another sender holds, on PostgreSQL)."""
+    """Take due messages for sending, in id order (skipping rows another sender holds, on
+    PostgreSQL). A message waits while an earlier one to the same recipient is held back for a
+    retry: each recipient gets their messages in the order they were written."""
+    earlier = aliased(OutboxMessage)
+    held_back_before = exists().where(
+        earlier.channel == OutboxMessage.channel,
+        earlier.recipient == OutboxMessage.recipient,
+        col(earlier.id) < col(OutboxMessage.id),
+        earlier.status == OutboxStatus.pending,
+        earlier.next_attempt_at > now,
+    )
     statement = (
         select(OutboxMessage)
         .where(
             OutboxMessage.channel == channel,
             OutboxMessage.status == OutboxStatus.pending,
             OutboxMessage.next_attempt_at <= now,
+            ~held_back_before,
         )
         .order_by(OutboxMessage.id)  # type: ignore[arg-type]
         .limit(limit)
@@ -250,6 +263,39 @@ async def update_outbox(*, session: AsyncSession, outbox_id: int, **values: Any)
     """Set fields of one outbox row in a single UPDATE (the sender does this for every send)."""
     await session.exec(  # type: ignore[call-overload]
         update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(**values)  # type: ignore[arg-type]
+    )
+
+
+async def update_outbox_rows(
+    *, session: AsyncSession, changes: Sequence[tuple[int, dict[str, Any]]]
+) -> None:
+    """Set fields of many outbox rows: one executemany UPDATE per set of columns changed.
+
+    The sender writes the outcome of every send this way, many sends per transaction."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for outbox_id, values in changes:
+        by_columns[tuple(sorted(values))].append({"id": outbox_id, **values})
+    for rows in by_columns.values():
+        # ORM bulk UPDATE by primary key: a list of parameter sets is one executemany.
+        await session.exec(update(OutboxMessage), params=rows)
+
+
+async def release_unsent(*, session: AsyncSession, outbox_ids: Sequence[int]) -> None:
+    """Rows claimed but never tried (an earlier message to their recipient must wait): back to
+    pending, and the claim's attempt is not counted."""
+    if not outbox_ids:
+        return
+    attempts = col(OutboxMessage.attempts)
+    await session.exec(  # type: ignore[call-overload]
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id).in_(list(outbox_ids)),
+            OutboxMessage.status == OutboxStatus.sending,  # type: ignore[arg-type]
+        )
+        .values(
+            status=OutboxStatus.pending,
+            attempts=case((attempts > 0, attempts - 1), else_=0),
+        )
     )
 
 
