@@ -122,13 +122,16 @@ async def redeem(turn: Turn, code: str) -> None:
 
 
 async def _link(turn: Turn, contact: Contact) -> None:
-    identity = await conversations.link_identity(
+    # The engine looked the sender's identity up for this message already.
+    identity = conversations.attach_identity(
         session=turn.session,
         contact=contact,
+        identity=turn.identity,
         channel=turn.event.channel,
         external_id=turn.event.user_key,
     )
     identity.last_inbound_at = turn.now
+    turn.identity = identity
     language = turn.state.data.get("language")
     if language in {"id", "en"}:
         contact.language = language

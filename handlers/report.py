@@ -41,6 +41,7 @@ from handlers import report_views as views
 from handlers.answers import Invalid, parse_answer
 from storage import reports
 from storage.models import (
+    Action,
     EvidenceFile,
     Period,
     QuestionKind,
@@ -148,26 +149,34 @@ def _state_label(turn: Turn, submission: Submission | None) -> str:
 
 
 async def _on_choose_action(turn: Turn) -> None:
-    action_id = _chosen_id(turn, "a:")
     office_id = turn.contact.office_id if turn.contact else None
-    # Hostile ids: only an action assigned to the user's own office can be opened.
-    if (
-        action_id is None
-        or office_id is None
-        or not await reports.is_assigned(
-            session=turn.session, office_id=office_id, action_id=action_id
-        )
-    ):
+    action = await _own_action(turn, office_id)
+    if action is None or office_id is None:
         _not_understood(turn)
         return
     period = await _period(turn)
     if period is None or not await _period_open(turn, period):
         return
-    submission = await reports.get_or_create_submission(
-        session=turn.session, action_id=action_id, office_id=office_id, period_id=period.id or 0
+    submission, created = await reports.get_or_create_submission(
+        session=turn.session,
+        action_id=action.id or 0,
+        office_id=office_id,
+        period_id=period.id or 0,
     )
+    if created:
+        views.progress(turn, submission).created()
     turn.goto(FLOW, Step.choose_action, submission_id=submission.id)
     await _open_submission(turn, submission)
+
+
+async def _own_action(turn: Turn, office_id: int | None) -> Action | None:
+    """The chosen action. Hostile ids: only an action assigned to the user's own office."""
+    action_id = _chosen_id(turn, "a:")
+    if action_id is None or office_id is None:
+        return None
+    return await reports.assigned_action(
+        session=turn.session, office_id=office_id, action_id=action_id
+    )
 
 
 async def _open_submission(turn: Turn, submission: Submission) -> None:
@@ -194,12 +203,9 @@ async def _open_submission(turn: Turn, submission: Submission) -> None:
         )
         turn.say("report.returned_note", action=title, note=note or "-")
     items = await _items(turn, submission)
-    answers = await reports.answers_by_question(
-        session=turn.session, submission_id=submission.id or 0
-    )
-    check = await reports.completeness(
-        session=turn.session, submission_id=submission.id or 0, items=items
-    )
+    progress = views.progress(turn, submission)
+    answers = await progress.answers()
+    check = await progress.check(items)
     if answers or check.complete:
         turn.say("report.resuming", action=title)
     else:
@@ -294,6 +300,8 @@ async def _on_answer(turn: Turn) -> None:
         value=parsed,
         contact_id=_contact_id(turn),
         now=turn.now,
+        # The next question shows its current answer: read them all once, now.
+        answers=await views.progress(turn, submission).answers(),
     )
     await _next_item(turn, submission, items, item.key)
 
@@ -376,8 +384,9 @@ async def _receive_file(
             received_at=turn.now,
         ),
     )
-    await turn.session.flush()
-    counts = await reports.evidence_counts(session=turn.session, submission_id=submission.id or 0)
+    progress = views.progress(turn, submission)
+    progress.files_changed()
+    counts = await progress.counts()
     turn.say(
         "evidence.accepted",
         name=name,
@@ -398,7 +407,7 @@ async def done(turn: Turn) -> None:
     if submission is None or item is None or item.requirement is None:
         await start(turn)
         return
-    counts = await reports.evidence_counts(session=turn.session, submission_id=submission.id or 0)
+    counts = await views.progress(turn, submission).counts()
     short = item.requirement.min_count - counts[item.requirement.id or 0]
     if short > 0:
         turn.say("evidence.still_missing", label=item.requirement.label, count=short)
@@ -432,9 +441,7 @@ async def back(turn: Turn) -> None:
 
 async def _show_summary(turn: Turn, submission: Submission, *, read_only: bool = False) -> None:
     items = await _items(turn, submission)
-    check = await reports.completeness(
-        session=turn.session, submission_id=submission.id or 0, items=items
-    )
+    check = await views.progress(turn, submission).check(items)
     turn.say_markup(await views.summary_text(turn, submission, items))
     if read_only:
         turn.leave_flow()
@@ -463,9 +470,7 @@ async def _on_summary(turn: Turn) -> None:
         return
     choice = _choice(turn)
     items = await _items(turn, submission)
-    check = await reports.completeness(
-        session=turn.session, submission_id=submission.id or 0, items=items
-    )
+    check = await views.progress(turn, submission).check(items)
     if choice == "submit" and check.complete:
         period = await _period(turn)
         turn.goto(FLOW, Step.confirm_submit)
@@ -504,9 +509,7 @@ async def _on_confirm_submit(turn: Turn) -> None:
     if period is None or not await _period_open(turn, period):
         return
     items = await _items(turn, submission)
-    check = await reports.completeness(
-        session=turn.session, submission_id=submission.id or 0, items=items
-    )
+    check = await views.progress(turn, submission).check(items)
     if not check.complete:  # something changed since the summary (another device, a reviewer)
         await _show_summary(turn, submission)
         return

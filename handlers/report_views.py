@@ -3,15 +3,19 @@ bot/engine/locales; every catalogue or user string is escaped by texts.t()."""
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.events import Choice
 from bot.engine.texts import escape, human_size
 from bot.engine.turn import Turn
 from handlers.answers import display_value
 from storage import reports
-from storage.models import Period, QuestionKind, Submission
+from storage.models import Answer, Period, QuestionKind, Submission
 from storage.periods import days_left, deadline, zone_abbreviation
 from storage.reports import Completeness, WalkItem
 
@@ -20,6 +24,54 @@ MONTHS_ID = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Ag
              "September", "Oktober", "November", "Desember")  # fmt: skip
 MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August",
              "September", "October", "November", "December")  # fmt: skip
+
+
+@dataclass
+class Progress:
+    """A report's answers and evidence counts, each read at most once per message: resuming,
+    the completeness check and the next prompt all need them while handling one message, and
+    every read is a statement. Kept current by this message's own changes: save an answer with
+    `answers=await progress.answers()`, and call `files_changed` after adding a file."""
+
+    session: AsyncSession
+    submission_id: int
+    _answers: dict[int, Answer] | None = None
+    _counts: Counter[int] | None = None
+
+    async def answers(self) -> dict[int, Answer]:
+        if self._answers is None:
+            self._answers = await reports.answers_by_question(
+                session=self.session, submission_id=self.submission_id
+            )
+        return self._answers
+
+    async def counts(self) -> Counter[int]:
+        if self._counts is None:
+            self._counts = await reports.evidence_counts(
+                session=self.session, submission_id=self.submission_id
+            )
+        return self._counts
+
+    async def check(self, items: list[WalkItem]) -> Completeness:
+        answers, counts = await self.answers(), await self.counts()
+        return reports.completeness_of(items, answers=answers, counts=counts)
+
+    def created(self) -> None:
+        """The report was created by this message: it has no answers or files to read."""
+        self._answers, self._counts = {}, Counter()
+
+    def files_changed(self) -> None:
+        """A file was added: count again (after the autoflush) when next asked."""
+        self._counts = None
+
+
+def progress(turn: Turn, submission: Submission) -> Progress:
+    """The report's progress, shared by everything that handles this message."""
+    key = (Progress, submission.id)
+    found = turn.memo.get(key)
+    if found is None:
+        found = turn.memo[key] = Progress(turn.session, submission.id or 0)
+    return found
 
 
 def kinds_label(turn: Turn, kinds: list[str]) -> str:
@@ -91,9 +143,7 @@ async def _ask_question(
     if question.help_text:
         lines.append(turn.text("item.help", text=question.help_text))
     lines.append(turn.text(f"hint.{question.kind.value}"))
-    answers = await reports.answers_by_question(
-        session=turn.session, submission_id=submission.id or 0
-    )
+    answers = await progress(turn, submission).answers()
     choices = _question_choices(turn, question.kind, question.choices or [])
     current = answers.get(question.id or 0)
     if current is not None:
@@ -116,7 +166,7 @@ def _question_choices(turn: Turn, kind: QuestionKind, options: list[str]) -> lis
 async def _ask_evidence(turn: Turn, submission: Submission, item: WalkItem, header: str) -> None:
     requirement = item.requirement
     assert requirement is not None
-    counts = await reports.evidence_counts(session=turn.session, submission_id=submission.id or 0)
+    counts = await progress(turn, submission).counts()
     lines = [
         header,
         turn.text(
@@ -136,9 +186,7 @@ async def _ask_evidence(turn: Turn, submission: Submission, item: WalkItem, head
 async def summary_text(turn: Turn, submission: Submission, items: list[WalkItem]) -> str:
     action = await reports.get_action(session=turn.session, action_id=submission.action_id)
     period = await reports.get_period(session=turn.session, period_id=submission.period_id)
-    answers = await reports.answers_by_question(
-        session=turn.session, submission_id=submission.id or 0
-    )
+    answers = await progress(turn, submission).answers()
     files = await reports.evidence_files(session=turn.session, submission_id=submission.id or 0)
     lines = [
         turn.text(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from storage.models import (
     InboxStatus,
     OutboxMessage,
     OutboxStatus,
+    Region,
 )
 from storage.types import utcnow
 
@@ -106,21 +108,57 @@ async def unprocessed_inbound(
     return list((await session.exec(statement)).all())
 
 
-async def load_state(
+@dataclass(frozen=True)
+class Conversation:
+    """What the engine reads first for every message: the user's state, and who they are."""
+
+    state: ConversationState
+    identity: ChannelIdentity | None
+    contact: Contact | None
+    # Held so that it stays in the session's identity map, which keeps objects only while
+    # something else references them.
+    region: Region | None = None
+
+
+async def open_conversation(
     *, session: AsyncSession, channel: Channel, user_key: str
-) -> ConversationState:
-    """The user's state, locked for this transaction (PostgreSQL), created when missing."""
+) -> Conversation:
+    """The user's state, locked for this transaction (PostgreSQL), with their channel identity,
+    contact and the contact's region, in one SELECT: this runs for every message. The region
+    rides along because the report flow reads its time zone on most messages, and while the
+    caller holds the result `session.get` finds it in the identity map instead of asking again.
+
+    The state comes back detached from the session, and a new user's is not inserted yet: a
+    turn changes the state several times, and while attached every autoflush (before each
+    query of the handler) would write it again. `save_state` writes it once, at the end."""
     statement = (
-        select(ConversationState)
+        select(ConversationState, ChannelIdentity, Contact, Region)
+        .select_from(ConversationState)
+        .outerjoin(
+            ChannelIdentity,
+            (col(ChannelIdentity.channel) == channel)
+            & (col(ChannelIdentity.external_id) == user_key),
+        )
+        .outerjoin(Contact, col(Contact.id) == ChannelIdentity.contact_id)
+        .outerjoin(Region, col(Region.id) == Contact.region_id)
         .where(ConversationState.channel == channel, ConversationState.user_key == user_key)
-        .with_for_update()
+        # Only the state row: PostgreSQL refuses to lock the nullable side of an outer join.
+        .with_for_update(of=ConversationState)
     )
-    state = (await session.exec(statement)).first()
-    if state is None:
+    row = (await session.exec(statement)).first()
+    if row is None:  # a first message; its identity can exist already (imported, state lost)
+        found = await find_identity(session=session, channel=channel, external_id=user_key)
         state = ConversationState(channel=channel, user_key=user_key, data={})
-        session.add(state)
-        await session.flush()
-    return state
+        return Conversation(state, *(found or (None, None)))
+    state, identity, contact, region = row
+    session.expunge(state)
+    return Conversation(state, identity, contact, region)
+
+
+def save_state(*, session: AsyncSession, state: ConversationState) -> None:
+    """Put the turn's state (from `open_conversation`) back on the session: all its changes
+    are written at commit in one UPDATE, or one INSERT for a new user."""
+    session.add(state)
 
 
 async def find_identity(
@@ -135,23 +173,28 @@ async def find_identity(
     return (row[0], row[1]) if row else None
 
 
-async def link_identity(
-    *, session: AsyncSession, contact: Contact, channel: Channel, external_id: str
+def attach_identity(
+    *,
+    session: AsyncSession,
+    contact: Contact,
+    identity: ChannelIdentity | None,
+    channel: Channel,
+    external_id: str,
 ) -> ChannelIdentity:
-    """Attach a channel identity to a contact (moving it if it belonged to someone else)."""
-    found = await find_identity(session=session, channel=channel, external_id=external_id)
-    if found:
-        identity = found[0]
+    """Attach a channel identity to a contact (moving it if it belonged to someone else).
+    `identity`: the one of (channel, external_id) the caller looked up in this transaction (the
+    engine does for every message), or None if there is none. Not flushed, so that what the
+    caller sets next (the time of this message) goes into the same INSERT or UPDATE."""
+    if identity is not None:
         identity.contact_id = contact.id  # type: ignore[assignment]
         identity.unreachable_since = None
-    else:
-        identity = ChannelIdentity(
-            contact_id=contact.id,  # type: ignore[arg-type]
-            channel=channel,
-            external_id=external_id,
-        )
-        session.add(identity)
-    await session.flush()
+        return identity
+    identity = ChannelIdentity(
+        contact_id=contact.id,  # type: ignore[arg-type]
+        channel=channel,
+        external_id=external_id,
+    )
+    session.add(identity)
     return identity
 
 
@@ -255,6 +298,29 @@ async def peek_state(
     """The user's state without locking or creating it (for checks outside a transaction)."""
     statement = select(ConversationState).where(
         ConversationState.channel == channel, ConversationState.user_key == user_key
+    )
+    return (await session.exec(statement)).first()
+
+
+async def peek_state_for_file(
+    *, session: AsyncSession, channel: Channel, user_key: str, message_id: str
+) -> ConversationState | None:
+    """Before a file's transaction: the state of a registered user (without locking or creating
+    it), or None when the user is unknown or the message was handled already. One SELECT for
+    what would be three lookups (inbox, identity, state)."""
+    registered = exists().where(
+        ChannelIdentity.channel == channel, ChannelIdentity.external_id == user_key
+    )
+    processed = exists().where(
+        InboxMessage.channel == channel,
+        InboxMessage.message_id == message_id,
+        InboxMessage.status == InboxStatus.processed,
+    )
+    statement = select(ConversationState).where(
+        ConversationState.channel == channel,
+        ConversationState.user_key == user_key,
+        registered,
+        ~processed,
     )
     return (await session.exec(statement)).first()
 

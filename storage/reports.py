@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -128,16 +129,24 @@ async def office_actions_for_period(
     return [(action, submission) for action, submission in (await session.exec(statement)).all()]
 
 
-async def is_assigned(*, session: AsyncSession, office_id: int, action_id: int) -> bool:
-    statement = select(Assignment.id).where(
-        Assignment.office_id == office_id, Assignment.action_id == action_id
+async def assigned_action(
+    *, session: AsyncSession, office_id: int, action_id: int
+) -> Action | None:
+    """The action, only if it is assigned to the office (the scope check and the action's row in
+    one SELECT; `get_action` then finds it in the session's identity map)."""
+    statement = (
+        select(Action)
+        .join(Assignment, col(Assignment.action_id) == Action.id)
+        .where(Assignment.office_id == office_id, Action.id == action_id)
     )
-    return (await session.exec(statement)).first() is not None
+    return (await session.exec(statement)).first()
 
 
 async def get_or_create_submission(
     *, session: AsyncSession, action_id: int, office_id: int, period_id: int
-) -> Submission:
+) -> tuple[Submission, bool]:
+    """The report of (action, office, period), locked; True when it was created just now (and so
+    has no answers or files yet)."""
     statement = (
         select(Submission)
         .where(
@@ -152,7 +161,8 @@ async def get_or_create_submission(
         submission = Submission(action_id=action_id, office_id=office_id, period_id=period_id)
         session.add(submission)
         await session.flush()
-    return submission
+        return submission, True
+    return submission, False
 
 
 async def get_submission(*, session: AsyncSession, submission_id: int) -> Submission | None:
@@ -251,26 +261,34 @@ async def save_answer(
     value: str,
     contact_id: int | None,
     now: datetime,
+    answers: dict[int, Answer] | None = None,
 ) -> None:
-    existing = (
-        await session.exec(
-            select(Answer).where(
-                Answer.submission_id == submission.id, Answer.question_id == question_id
+    """Save or replace one answer. `answers`: the report's answers by question, when the caller
+    has read them in this transaction already; the existing answer is then found there without
+    a query, and the new one is put there."""
+    if answers is not None:
+        existing = answers.get(question_id)
+    else:
+        existing = (
+            await session.exec(
+                select(Answer).where(
+                    Answer.submission_id == submission.id, Answer.question_id == question_id
+                )
             )
-        )
-    ).first()
+        ).first()
     if existing:
         existing.value, existing.answered_by_id, existing.answered_at = value, contact_id, now
     else:
-        session.add(
-            Answer(
-                submission_id=submission.id,  # type: ignore[arg-type]
-                question_id=question_id,
-                value=value,
-                answered_by_id=contact_id,
-                answered_at=now,
-            )
+        existing = Answer(
+            submission_id=submission.id,  # type: ignore[arg-type]
+            question_id=question_id,
+            value=value,
+            answered_by_id=contact_id,
+            answered_at=now,
         )
+        session.add(existing)
+    if answers is not None:
+        answers[question_id] = existing
     submission.updated_at = now
 
 
@@ -284,6 +302,13 @@ async def completeness(
 ) -> Completeness:
     answers = await answers_by_question(session=session, submission_id=submission_id)
     counts = await evidence_counts(session=session, submission_id=submission_id)
+    return completeness_of(items, answers=answers, counts=counts)
+
+
+def completeness_of(
+    items: list[WalkItem], *, answers: Mapping[int, Answer], counts: Counter[int]
+) -> Completeness:
+    """What is still missing, from answers and evidence counts the caller has read already."""
     result = Completeness()
     for item in items:
         if item.question and item.question.required and item.question.id not in answers:

@@ -122,21 +122,20 @@ class Engine:
                 session=session, channel=event.channel, message_id=event.message_id
             ):
                 return False
-            state = await conversations.load_state(
+            now = self.clock()
+            # One SELECT: the locked state, the identity, the contact and its region (which
+            # `conversation` keeps in the session's identity map for the whole turn).
+            conversation = await conversations.open_conversation(
                 session=session, channel=event.channel, user_key=event.user_key
             )
-            contact = None
-            now = self.clock()
-            found = await conversations.find_identity(
-                session=session, channel=event.channel, external_id=event.user_key
-            )
-            if found:
-                identity, contact = found
-                _note_seen(identity, now)
+            state, contact = conversation.state, conversation.contact
+            if conversation.identity:
+                _note_seen(conversation.identity, now)
             turn = Turn(
                 session=session,
                 event=normalise(event, state),
                 state=state,
+                identity=conversation.identity,
                 contact=contact if contact and contact.active else None,
                 capabilities=adapter.capabilities,
                 now=now,
@@ -146,6 +145,8 @@ class Engine:
             await self.router(turn)
             state.updated_at = now
             state.contact_id = turn.contact.id if turn.contact else state.contact_id
+            # The state was kept off the session during the turn: now its one write.
+            conversations.save_state(session=session, state=state)
             self._enqueue(session, turn)
         self.outbox_ready.set()
         return True
@@ -154,17 +155,14 @@ class Engine:
         """Download and check a file the user's flow is waiting for, before the transaction,
         so a slow download holds no database lock. Files nobody asked for are not fetched."""
         async with self.sessions() as session:
-            if await conversations.is_processed(
-                session=session, channel=event.channel, message_id=event.message_id
-            ):
-                return None
-            found = await conversations.find_identity(
-                session=session, channel=event.channel, external_id=event.user_key
+            # None for an unregistered user or a redelivery of a handled message.
+            state = await conversations.peek_state_for_file(
+                session=session,
+                channel=event.channel,
+                user_key=event.user_key,
+                message_id=event.message_id,
             )
-            state = await conversations.peek_state(
-                session=session, channel=event.channel, user_key=event.user_key
-            )
-        if not found or state is None or not self.wants_file(state):
+        if state is None or not self.wants_file(state):
             return None
         limit = min(
             self.max_upload_bytes, self.channels[event.channel].capabilities.max_download_bytes

@@ -3,6 +3,7 @@ session of the event's transaction, and a place to put replies."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from bot.engine.channel import Capabilities
 from bot.engine.events import Choice, Inbound, Outgoing, OutText
 from bot.engine.texts import t
 from storage.evidence import RejectionCode, StoredEvidence
-from storage.models import Contact, ConversationState
+from storage.models import ChannelIdentity, Contact, ConversationState
 
 PROMPT_KEY = "_prompt"  # the last question asked, repeated when an input does not fit
 OFFERED_KEY = "_offered"  # ids of the choices last offered, to accept "2" or a stale button
@@ -31,13 +32,17 @@ class PreparedFile:
 class Turn:
     session: AsyncSession
     event: Inbound
-    state: ConversationState
+    state: ConversationState  # off the session until the engine writes it, once, at the end
     contact: Contact | None
     capabilities: Capabilities
     now: datetime
     max_upload_bytes: int
     prepared_file: PreparedFile | None = None
+    identity: ChannelIdentity | None = None  # the sender's, if known (the contact may be inactive)
     outgoing: list[Outgoing] = field(default_factory=list)
+    # What a handler reads once and uses several times while handling this one message (a
+    # report's answers): each read is a statement, and the memo ends with the turn.
+    memo: dict[Hashable, Any] = field(default_factory=dict)
 
     @property
     def language(self) -> str:
