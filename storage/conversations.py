@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, exists, func, update
+from sqlalchemy import bindparam, case, exists, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -55,6 +55,30 @@ async def _insert_once(session: AsyncSession, message: InboxMessage) -> bool:
     return True
 
 
+def _claim_inbound_statement(insert: Any) -> Any:
+    statement = insert(InboxMessage).values(
+        channel=bindparam("channel"),
+        message_id=bindparam("message_id"),
+        status=InboxStatus.processed,
+        processed_at=bindparam("now"),
+        received_at=bindparam("now"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["channel", "message_id"],
+        set_={"status": InboxStatus.processed, "processed_at": bindparam("now"), "payload": None},
+        where=InboxMessage.status == InboxStatus.received,  # type: ignore[arg-type]
+    ).returning(InboxMessage.id)
+
+
+# Built once: for the few statements that run on every message, building the statement
+# (SQLAlchemy coerces every expression) cost more CPU than running it. Values are bind
+# parameters, given at execution.
+_CLAIM_INBOUND = {
+    "postgresql": _claim_inbound_statement(postgresql.insert),
+    "sqlite": _claim_inbound_statement(sqlite.insert),
+}
+
+
 async def claim_inbound(*, session: AsyncSession, channel: Channel, message_id: str) -> bool:
     """Mark a message processed within the caller's transaction. False if it was processed
     already (a redelivery), so the caller does nothing.
@@ -62,28 +86,10 @@ async def claim_inbound(*, session: AsyncSession, channel: Channel, message_id: 
     One statement: insert it as processed, or flip a webhook's stored `received` row; a row
     already `processed` is left alone and nothing is returned.
     """
-    now = utcnow()
-    insert = _dialect_insert(session)(InboxMessage).values(
-        channel=channel,
-        message_id=message_id,
-        status=InboxStatus.processed,
-        processed_at=now,
-        received_at=now,
-    )
-    statement = insert.on_conflict_do_update(
-        index_elements=["channel", "message_id"],
-        set_={"status": InboxStatus.processed, "processed_at": now, "payload": None},
-        where=InboxMessage.status == InboxStatus.received,  # type: ignore[arg-type]
-    ).returning(InboxMessage.id)
-    result = await session.exec(statement)  # type: ignore[call-overload]
+    statement = _CLAIM_INBOUND[session.get_bind().dialect.name]
+    params = {"channel": channel, "message_id": message_id, "now": utcnow()}
+    result = await session.exec(statement, params=params)
     return result.first() is not None
-
-
-def _dialect_insert(session: AsyncSession) -> Any:
-    """INSERT ... ON CONFLICT exists in both dialects, but each has its own construct."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert
-    return sqlite.insert
 
 
 async def is_processed(*, session: AsyncSession, channel: Channel, message_id: str) -> bool:
@@ -120,6 +126,25 @@ class Conversation:
     region: Region | None = None
 
 
+_OPEN_CONVERSATION = (
+    select(ConversationState, ChannelIdentity, Contact, Region)
+    .select_from(ConversationState)
+    .outerjoin(
+        ChannelIdentity,
+        (col(ChannelIdentity.channel) == bindparam("channel"))
+        & (col(ChannelIdentity.external_id) == bindparam("user_key")),
+    )
+    .outerjoin(Contact, col(Contact.id) == ChannelIdentity.contact_id)
+    .outerjoin(Region, col(Region.id) == Contact.region_id)
+    .where(
+        ConversationState.channel == bindparam("channel"),
+        ConversationState.user_key == bindparam("user_key"),
+    )
+    # Only the state row: PostgreSQL refuses to lock the nullable side of an outer join.
+    .with_for_update(of=ConversationState)  # type: ignore[arg-type]
+)
+
+
 async def open_conversation(
     *, session: AsyncSession, channel: Channel, user_key: str
 ) -> Conversation:
@@ -131,21 +156,8 @@ async def open_conversation(
     The state comes back detached from the session, and a new user's is not inserted yet: a
     turn changes the state several times, and while attached every autoflush (before each
     query of the handler) would write it again. `save_state` writes it once, at the end."""
-    statement = (
-        select(ConversationState, ChannelIdentity, Contact, Region)
-        .select_from(ConversationState)
-        .outerjoin(
-            ChannelIdentity,
-            (col(ChannelIdentity.channel) == channel)
-            & (col(ChannelIdentity.external_id) == user_key),
-        )
-        .outerjoin(Contact, col(Contact.id) == ChannelIdentity.contact_id)
-        .outerjoin(Region, col(Region.id) == Contact.region_id)
-        .where(ConversationState.channel == channel, ConversationState.user_key == user_key)
-        # Only the state row: PostgreSQL refuses to lock the nullable side of an outer join.
-        .with_for_update(of=ConversationState)
-    )
-    row = (await session.exec(statement)).first()
+    params = {"channel": channel, "user_key": user_key}
+    row = (await session.exec(_OPEN_CONVERSATION, params=params)).first()
     if row is None:  # a first message; its identity can exist already (imported, state lost)
         found = await find_identity(session=session, channel=channel, external_id=user_key)
         state = ConversationState(channel=channel, user_key=user_key, data={})
@@ -161,15 +173,21 @@ def save_state(*, session: AsyncSession, state: ConversationState) -> None:
     session.add(state)
 
 
+_FIND_IDENTITY = (
+    select(ChannelIdentity, Contact)
+    .join(Contact, Contact.id == ChannelIdentity.contact_id)  # type: ignore[arg-type]
+    .where(
+        ChannelIdentity.channel == bindparam("channel"),
+        ChannelIdentity.external_id == bindparam("external_id"),
+    )
+)
+
+
 async def find_identity(
     *, session: AsyncSession, channel: Channel, external_id: str
 ) -> tuple[ChannelIdentity, Contact] | None:
-    statement = (
-        select(ChannelIdentity, Contact)
-        .join(Contact, Contact.id == ChannelIdentity.contact_id)  # type: ignore[arg-type]
-        .where(ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id)
-    )
-    row = (await session.exec(statement)).first()
+    params = {"channel": channel, "external_id": external_id}
+    row = (await session.exec(_FIND_IDENTITY, params=params)).first()
     return (row[0], row[1]) if row else None
 
 
@@ -227,33 +245,36 @@ def enqueue(
     return message
 
 
+_EARLIER = aliased(OutboxMessage)
+_CLAIM_DUE_OUTBOX = (
+    select(OutboxMessage)
+    .where(
+        OutboxMessage.channel == bindparam("channel"),
+        OutboxMessage.status == OutboxStatus.pending,
+        OutboxMessage.next_attempt_at <= bindparam("now"),
+        # Not while an earlier row to the same recipient waits for its retry.
+        ~exists().where(
+            _EARLIER.channel == OutboxMessage.channel,
+            _EARLIER.recipient == OutboxMessage.recipient,
+            col(_EARLIER.id) < col(OutboxMessage.id),
+            _EARLIER.status == OutboxStatus.pending,
+            _EARLIER.next_attempt_at > bindparam("now"),
+        ),
+    )
+    .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+
 async def claim_due_outbox(
     *, session: AsyncSession, channel: Channel, now: datetime, limit: int
 ) -> list[OutboxMessage]:
     """Take due messages for sending, in id order (skipping rows another sender holds, on
     PostgreSQL). A message waits while an earlier one to the same recipient is held back for a
     retry: each recipient gets their messages in the order they were written."""
-    earlier = aliased(OutboxMessage)
-    held_back_before = exists().where(
-        earlier.channel == OutboxMessage.channel,
-        earlier.recipient == OutboxMessage.recipient,
-        col(earlier.id) < col(OutboxMessage.id),
-        earlier.status == OutboxStatus.pending,
-        earlier.next_attempt_at > now,
-    )
-    statement = (
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.channel == channel,
-            OutboxMessage.status == OutboxStatus.pending,
-            OutboxMessage.next_attempt_at <= now,
-            ~held_back_before,
-        )
-        .order_by(OutboxMessage.id)  # type: ignore[arg-type]
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = list((await session.exec(statement)).all())
+    params = {"channel": channel, "now": now, "limit": limit}
+    rows = list((await session.exec(_CLAIM_DUE_OUTBOX, params=params)).all())
     for row in rows:
         row.status = OutboxStatus.sending
         row.attempts += 1
@@ -308,21 +329,23 @@ async def peek_state_for_file(
     """Before a file's transaction: the state of a registered user (without locking or creating
     it), or None when the user is unknown or the message was handled already. One SELECT for
     what would be three lookups (inbox, identity, state)."""
-    registered = exists().where(
-        ChannelIdentity.channel == channel, ChannelIdentity.external_id == user_key
-    )
-    processed = exists().where(
-        InboxMessage.channel == channel,
-        InboxMessage.message_id == message_id,
+    params = {"channel": channel, "user_key": user_key, "message_id": message_id}
+    return (await session.exec(_PEEK_STATE_FOR_FILE, params=params)).first()
+
+
+_PEEK_STATE_FOR_FILE = select(ConversationState).where(
+    ConversationState.channel == bindparam("channel"),
+    ConversationState.user_key == bindparam("user_key"),
+    exists().where(
+        ChannelIdentity.channel == bindparam("channel"),
+        ChannelIdentity.external_id == bindparam("user_key"),
+    ),
+    ~exists().where(
+        InboxMessage.channel == bindparam("channel"),
+        InboxMessage.message_id == bindparam("message_id"),
         InboxMessage.status == InboxStatus.processed,
-    )
-    statement = select(ConversationState).where(
-        ConversationState.channel == channel,
-        ConversationState.user_key == user_key,
-        registered,
-        ~processed,
-    )
-    return (await session.exec(statement)).first()
+    ),
+)
 
 
 async def update_outbox(*, session: AsyncSession, outbox_id: int, **values: Any) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -134,12 +134,26 @@ async def assigned_action(
 ) -> Action | None:
     """The action, only if it is assigned to the office (the scope check and the action's row in
     one SELECT; `get_action` then finds it in the session's identity map)."""
-    statement = (
-        select(Action)
-        .join(Assignment, col(Assignment.action_id) == Action.id)
-        .where(Assignment.office_id == office_id, Action.id == action_id)
+    params = {"office_id": office_id, "action_id": action_id}
+    return (await session.exec(_ASSIGNED_ACTION, params=params)).first()
+
+
+_ASSIGNED_ACTION = (
+    select(Action)
+    .join(Assignment, col(Assignment.action_id) == Action.id)
+    .where(Assignment.office_id == bindparam("office_id"), Action.id == bindparam("action_id"))
+)
+
+
+_SUBMISSION_LOCKED = (
+    select(Submission)
+    .where(
+        Submission.action_id == bindparam("action_id"),
+        Submission.office_id == bindparam("office_id"),
+        Submission.period_id == bindparam("period_id"),
     )
-    return (await session.exec(statement)).first()
+    .with_for_update()
+)
 
 
 async def get_or_create_submission(
@@ -147,16 +161,8 @@ async def get_or_create_submission(
 ) -> tuple[Submission, bool]:
     """The report of (action, office, period), locked; True when it was created just now (and so
     has no answers or files yet)."""
-    statement = (
-        select(Submission)
-        .where(
-            Submission.action_id == action_id,
-            Submission.office_id == office_id,
-            Submission.period_id == period_id,
-        )
-        .with_for_update()
-    )
-    submission = (await session.exec(statement)).first()
+    params = {"action_id": action_id, "office_id": office_id, "period_id": period_id}
+    submission = (await session.exec(_SUBMISSION_LOCKED, params=params)).first()
     if submission is None:
         submission = Submission(action_id=action_id, office_id=office_id, period_id=period_id)
         session.add(submission)
@@ -228,20 +234,27 @@ async def _load_walk(session: AsyncSession, action_id: int, period_id: int) -> l
     return items
 
 
+# Built once (values are bind parameters): these run on most messages of a report, and building
+# a statement costs SQLAlchemy more CPU than running it.
+_ANSWERS = select(Answer).where(Answer.submission_id == bindparam("submission_id"))
+_EVIDENCE_COUNTS = (
+    select(EvidenceFile.requirement_id, func.count())
+    .where(
+        EvidenceFile.submission_id == bindparam("submission_id"),
+        col(EvidenceFile.removed_at).is_(None),
+    )
+    .group_by(col(EvidenceFile.requirement_id))
+)
+
+
 async def answers_by_question(*, session: AsyncSession, submission_id: int) -> dict[int, Answer]:
-    rows = await session.exec(select(Answer).where(Answer.submission_id == submission_id))
+    rows = await session.exec(_ANSWERS, params={"submission_id": submission_id})
     return {answer.question_id: answer for answer in rows.all()}
 
 
 async def evidence_counts(*, session: AsyncSession, submission_id: int) -> Counter[int]:
-    statement = (
-        select(EvidenceFile.requirement_id, func.count())
-        .where(EvidenceFile.submission_id == submission_id, col(EvidenceFile.removed_at).is_(None))
-        .group_by(col(EvidenceFile.requirement_id))
-    )
-    return Counter(
-        {requirement_id: count for requirement_id, count in await session.exec(statement)}
-    )
+    rows = await session.exec(_EVIDENCE_COUNTS, params={"submission_id": submission_id})
+    return Counter({requirement_id: count for requirement_id, count in rows})
 
 
 async def evidence_files(*, session: AsyncSession, submission_id: int) -> list[EvidenceFile]:
