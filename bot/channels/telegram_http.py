@@ -130,7 +130,19 @@ def _body(request_data: RequestData | None) -> Any:
     fields = request_data.json_parameters
     if not request_data.contains_files:
         return fields or None
-    form = aiohttp.FormData(fields)
+    # Not aiohttp's default quoting: it percent-encodes file names, and Telegram takes
+    # filename="..." literally ("Daftar%20Penerima.pdf"). Raw UTF-8 as httpx and browsers send.
+    form = aiohttp.FormData(fields, quote_fields=False)
     for name, (filename, content, mime_type) in request_data.multipart_data.items():
-        form.add_field(name, content, filename=filename, content_type=mime_type)
+        form.add_field(name, content, filename=_form_filename(filename), content_type=mime_type)
     return form
+
+
+def _form_filename(filename: str | None) -> str | None:
+    """HTML5's escaping of a multipart file name (as httpx does): `"` and control characters
+    percent-encoded, so that none can end the header; aiohttp then escapes backslashes."""
+    if filename is None:
+        return None
+    return "".join(
+        f"%{ord(char):02X}" if char == '"' or ord(char) < 0x20 else char for char in filename
+    )
