@@ -56,6 +56,7 @@ def build(settings: Settings, channels: list[ChannelAdapter] | None = None) -> A
         max_upload_bytes=settings.max_upload_bytes,
     )
     sender = OutboxSender(sessions=sessions, channels=by_name, wakeup=engine.outbox_ready)
+    engine.hand_off = sender  # used only while sender.run() is running
     return App(settings, db, sessions, engine, sender, by_name)
 
 

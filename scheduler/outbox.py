@@ -102,6 +102,7 @@ class OutboxSender:
         # Recipients whose message waits for a retry, until when: what follows must wait too.
         self._held_until: dict[RecipientKey, datetime] = {}
         self._changes: list[_Change] = []
+        self._live = False  # run() is sending: the engine may hand rows over directly
         self._unsent: list[int] = []
         self._changed = asyncio.Event()
 
@@ -115,16 +116,25 @@ class OutboxSender:
     async def run(self) -> None:
         await self.recover()
         claim = True
+        self._live = True
         try:
             while True:
                 # Clear before the cycle: a wake-up that arrives during it starts the next one.
                 self.wakeup.clear()
                 self._changed.clear()
-                claimed = await self._cycle(claim=claim)
+                try:
+                    claimed = await self._cycle(claim=claim)
+                except Exception:
+                    # The database is down or locked: keep the outcomes, try again shortly.
+                    log.exception("outbox cycle failed; retrying in %s s", POLL_SECONDS)
+                    await asyncio.sleep(POLL_SECONDS)
+                    claim = True
+                    continue
                 if claimed >= self.batch_size:
                     continue  # more may be due right now
                 claim = await self._wait()
         finally:
+            self._live = False
             await self._stop_workers()
 
     async def _wait(self) -> bool:
@@ -160,13 +170,21 @@ class OutboxSender:
         if not (claim or changes or unsent):
             return 0
         claimed: list[OutboxMessage] = []
-        async with transaction(self.sessions) as session:
-            await self._write(session, changes, unsent)
-            if claim:
-                for channel in self.channels:
-                    claimed += await conversations.claim_due_outbox(
-                        session=session, channel=channel, now=self.clock(), limit=self.batch_size
-                    )
+        try:
+            async with transaction(self.sessions) as session:
+                await self._write(session, changes, unsent)
+                if claim:
+                    for channel in self.channels:
+                        claimed += await conversations.claim_due_outbox(
+                            session=session,
+                            channel=channel,
+                            now=self.clock(),
+                            limit=self.batch_size,
+                        )
+        except BaseException:
+            # Not written: keep them for the next cycle (a crash now sends those rows again).
+            self._changes[:0], self._unsent[:0] = changes, unsent
+            raise
         for row in claimed:
             self._dispatch(row)
         return len(claimed)
@@ -185,11 +203,23 @@ class OutboxSender:
                     session=session, channel=channel, external_id=recipient, now=self.clock()
                 )
 
-    def _dispatch(self, row: OutboxMessage) -> None:
+    def can_take(self, channel: Channel, recipient: str) -> bool:
+        """Whether the engine may write a reply already claimed and hand it over after commit
+        (the engine also checks that nothing waits in the table for this recipient)."""
+        return self._live and (channel, recipient) not in self._held_until
+
+    def take(self, rows: list[OutboxMessage]) -> None:
+        """Committed rows the engine wrote claimed: to their recipient's worker at once."""
+        for row in rows:
+            self._dispatch(row, handed=True)
+
+    def _dispatch(self, row: OutboxMessage, *, handed: bool = False) -> None:
         key = (row.channel, row.recipient)
         held_until = self._held_until.get(key)
         if held_until is not None:
-            if held_until > self.clock():
+            # A hand-off never passes a hold, even one that has run out: the held rows wait in
+            # the table and go first, claimed in order, which is what lifts the hold.
+            if handed or held_until > self.clock():
                 self._release([row])
                 return
             del self._held_until[key]

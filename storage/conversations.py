@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, exists, func, update
+from sqlalchemy import bindparam, case, exists, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -231,7 +231,11 @@ def enqueue(
     contact_id: int | None = None,
     purpose: str = "reply",
     not_before: datetime | None = None,
+    claimed: bool = False,
 ) -> OutboxMessage:
+    """A message to send. `claimed`: written as taken by the running sender (the engine hands
+    it over after commit), so no claim transaction is needed; a crash leaves it `sending`, and
+    `release_stale_sending` sends it after the restart."""
     message = OutboxMessage(
         idempotency_key=idempotency_key,
         channel=channel,
@@ -241,8 +245,31 @@ def enqueue(
         payload=payload,
         next_attempt_at=not_before or utcnow(),
     )
+    if claimed:
+        message.status, message.attempts = OutboxStatus.sending, 1
     session.add(message)
     return message
+
+
+_WAITING_FOR_RECIPIENT = (
+    select(OutboxMessage.id)
+    .where(
+        OutboxMessage.channel == bindparam("channel"),
+        OutboxMessage.recipient == bindparam("recipient"),
+        OutboxMessage.status == OutboxStatus.pending,
+        # Due now, or held for a retry; not a message scheduled for later.
+        or_(OutboxMessage.next_attempt_at <= bindparam("now"), col(OutboxMessage.attempts) > 0),
+    )
+    .limit(1)
+)
+
+
+async def has_waiting_outbox(
+    *, session: AsyncSession, channel: Channel, recipient: str, now: datetime
+) -> bool:
+    """Whether a message to this recipient waits to be claimed: due now, or held for a retry."""
+    params = {"channel": channel, "recipient": recipient, "now": now}
+    return (await session.exec(_WAITING_FOR_RECIPIENT, params=params)).first() is not None
 
 
 _EARLIER = aliased(OutboxMessage)
@@ -252,13 +279,15 @@ _CLAIM_DUE_OUTBOX = (
         OutboxMessage.channel == bindparam("channel"),
         OutboxMessage.status == OutboxStatus.pending,
         OutboxMessage.next_attempt_at <= bindparam("now"),
-        # Not while an earlier row to the same recipient waits for its retry.
+        # Not while an earlier row to the same recipient waits for its retry. (A row merely
+        # scheduled for later, never tried, holds nothing back.)
         ~exists().where(
             _EARLIER.channel == OutboxMessage.channel,
             _EARLIER.recipient == OutboxMessage.recipient,
             col(_EARLIER.id) < col(OutboxMessage.id),
             _EARLIER.status == OutboxStatus.pending,
             _EARLIER.next_attempt_at > bindparam("now"),
+            col(_EARLIER.attempts) > 0,
         ),
     )
     .order_by(OutboxMessage.id)  # type: ignore[arg-type]

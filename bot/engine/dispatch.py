@@ -17,7 +17,11 @@ sequenceDiagram
     E->>E: route to the flow's handler
     E->>DB: save state, answers, files, outbox rows
     E->>DB: COMMIT
-    E-->>O: wake up
+    alt nothing else waits to go to this user
+        E-->>O: hand off the committed replies (written already claimed)
+    else
+        E-->>O: wake up (the sender claims them in order)
+    end
     O->>C: send (after commit)
 ```
 
@@ -34,6 +38,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -55,7 +60,7 @@ from bot.engine.turn import OFFERED_KEY, PreparedFile, Turn
 from storage import conversations
 from storage.db import transaction
 from storage.evidence import EvidenceRejected, EvidenceStore, RejectionCode, ingest
-from storage.models import Channel, ChannelIdentity, ConversationState
+from storage.models import Channel, ChannelIdentity, ConversationState, OutboxMessage
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,16 @@ UNKNOWN = "unknown"  # CommandReceived.name of a slash-word that is no command o
 UNKNOWN_COMMAND = re.compile(r"/[A-Za-z_]\w*(@\w+)?")
 
 Router = Callable[[Turn], Awaitable[None]]
+
+
+class OutboxHandOff(Protocol):
+    """The outbox sender, as the engine sees it: it can take committed replies directly."""
+
+    def can_take(self, channel: Channel, recipient: str) -> bool: ...
+
+    def take(self, rows: list[OutboxMessage]) -> None: ...
+
+
 WantsFile = Callable[[ConversationState], bool]
 
 
@@ -88,6 +103,8 @@ class Engine:
         self.max_upload_bytes = max_upload_bytes
         self.clock = clock
         self.outbox_ready = asyncio.Event()
+        # The running outbox sender, when there is one: replies can skip its claim (see _enqueue).
+        self.hand_off: OutboxHandOff | None = None
         # Events of one user are handled one at a time (album items arrive together).
         self._locks: dict[tuple[Channel, str], asyncio.Lock] = {}
 
@@ -147,8 +164,12 @@ class Engine:
             state.contact_id = turn.contact.id if turn.contact else state.contact_id
             # The state was kept off the session during the turn: now its one write.
             conversations.save_state(session=session, state=state)
-            self._enqueue(session, turn)
-        self.outbox_ready.set()
+            handed = await self._enqueue(session, turn)
+        # After COMMIT: the replies go to the sender's worker now, or it claims them.
+        if handed and self.hand_off is not None:
+            self.hand_off.take(handed)
+        else:
+            self.outbox_ready.set()
         return True
 
     async def _prepare_file(self, event: FileReceived) -> PreparedFile | None:
@@ -180,14 +201,18 @@ class Engine:
             return PreparedFile(rejection=rejected.code)
         return PreparedFile(stored=stored)
 
-    def _enqueue(self, session: AsyncSession, turn: Turn) -> None:
+    async def _enqueue(self, session: AsyncSession, turn: Turn) -> list[OutboxMessage]:
+        """Write the turn's replies to the outbox. They are written already claimed, and
+        returned for `hand_off`, when the sender can take them directly: nothing else is waiting
+        to go to this recipient, so going straight to the sender keeps their order."""
         event = turn.event
         messages = []
         for message in turn.outgoing:
             messages += (
                 fit(message, turn.capabilities) if isinstance(message, OutText) else [message]
             )
-        for index, message in enumerate(messages):
+        direct = bool(messages) and await self._can_hand_off(session, event)
+        rows = [
             conversations.enqueue(
                 session=session,
                 idempotency_key=f"{event.channel}:{event.message_id}:{index}",
@@ -195,7 +220,18 @@ class Engine:
                 recipient=event.chat_id,
                 contact_id=turn.contact.id if turn.contact else None,
                 payload=outgoing_to_payload(message),
+                claimed=direct,
             )
+            for index, message in enumerate(messages)
+        ]
+        return rows if direct else []
+
+    async def _can_hand_off(self, session: AsyncSession, event: Inbound) -> bool:
+        if self.hand_off is None or not self.hand_off.can_take(event.channel, event.chat_id):
+            return False
+        return not await conversations.has_waiting_outbox(
+            session=session, channel=event.channel, recipient=event.chat_id, now=self.clock()
+        )
 
     async def store_raw(
         self, channel: Channel, message_id: str, payload: dict[str, object]

@@ -47,8 +47,9 @@ class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox_message"
     __table_args__ = (
         sa.Index("ix_outbox_due", "status", "next_attempt_at"),
-        # A recipient's messages go out in id order: the claim looks for earlier held ones.
-        sa.Index("ix_outbox_recipient", "channel", "recipient", "id"),
+        # A recipient's messages go out in id order: the claim and the engine's hand-off look
+        # for the recipient's waiting rows.
+        sa.Index("ix_outbox_recipient", "channel", "recipient", "status", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -329,8 +329,20 @@ async def test_killed_mid_report_and_restarted_resumes_without_duplicates(
         actions = await user.command("lapor", "pilih aksi")
         await user.tap(actions, f"a:{world.action.id}", "Berapa penerima")
         yes_no = await user.text("12", "daftar penerima")
-        # Hold the getUpdates that would confirm the next update, then kill the process:
-        # the update was handled and answered but Telegram was never told so.
+        # Once the bot is long-polling again (the reply may arrive before that poll does), hold
+        # the getUpdates that would confirm the next update, then kill the process: the update
+        # was handled and answered but Telegram was never told so.
+        answered = max(
+            u["update_id"]
+            for r in api.requests
+            if r.method == "getUpdates"
+            for u in (r.result or [])
+            if u.get("message", {}).get("text") == "12"
+        )
+        await api.wait_for(
+            lambda r: r.method == "getUpdates" and (r.params.get("offset") or 0) > answered,
+            finished=False,
+        )
         api.delay_next("getUpdates", 5)
         press = await user.tap(yes_no, "yes", "Catatan tambahan")
         # Killed between two turns. (Killed between Telegram accepting a message and the

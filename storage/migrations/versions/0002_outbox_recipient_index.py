@@ -17,7 +17,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index(
-        "ix_outbox_recipient", "outbox_message", ["channel", "recipient", "id"], unique=False
+        "ix_outbox_recipient", "outbox_message", ["channel", "recipient", "status", "id"], unique=False
     )
 
 
