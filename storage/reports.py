@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import bindparam, func
 from sqlmodel import col, select
@@ -69,25 +69,27 @@ async def get_office(*, session: AsyncSession, office_id: int) -> Office | None:
     return await session.get(Office, office_id)
 
 
+_PERIODS_FOR_OFFICE = (
+    select(Programme, Period)
+    .join(Period, col(Period.programme_id) == Programme.id)
+    .where(
+        col(Period.opens_on).is_not(None),
+        col(Period.due_on).is_not(None),
+        col(Programme.id).in_(
+            select(Action.programme_id)
+            .join(Assignment, col(Assignment.action_id) == Action.id)
+            .where(Assignment.office_id == bindparam("office_id"))
+        ),
+    )
+    .order_by(col(Programme.year), col(Period.position))
+)
+
+
 async def open_periods_for_office(
     *, session: AsyncSession, office_id: int, timezone: str, now: datetime
 ) -> list[tuple[Programme, Period]]:
     """Periods open now (in the region's zone) of programmes with an action for this office."""
-    statement = (
-        select(Programme, Period)
-        .join(Period, col(Period.programme_id) == Programme.id)
-        .where(
-            col(Period.opens_on).is_not(None),
-            col(Period.due_on).is_not(None),
-            col(Programme.id).in_(
-                select(Action.programme_id)
-                .join(Assignment, col(Assignment.action_id) == Action.id)
-                .where(Assignment.office_id == office_id)
-            ),
-        )
-        .order_by(col(Programme.year), col(Period.position))
-    )
-    rows = (await session.exec(statement)).all()
+    rows = (await session.exec(_PERIODS_FOR_OFFICE, params={"office_id": office_id})).all()
     return [
         (programme, period)
         for programme, period in rows
@@ -98,35 +100,61 @@ async def open_periods_for_office(
 
 
 async def get_period(*, session: AsyncSession, period_id: int) -> Period | None:
-    return await session.get(Period, period_id)
+    return await _catalogue_row(session, Period, period_id)
 
 
 async def get_action(*, session: AsyncSession, action_id: int) -> Action | None:
-    return await session.get(Action, action_id)
+    return await _catalogue_row(session, Action, action_id)
+
+
+CatalogueRow = TypeVar("CatalogueRow", Action, Period)
+_row_cache: weakref.WeakKeyDictionary[Any, dict[tuple[type, int], tuple[float, Any]]]
+_row_cache = weakref.WeakKeyDictionary()
+
+
+async def _catalogue_row(
+    session: AsyncSession, model: type[CatalogueRow], row_id: int
+) -> CatalogueRow | None:
+    """A catalogue row by id, kept per database for WALK_TTL_SECONDS like the walk: nearly
+    every report message reads its action and period, which change only on a catalogue
+    import. The objects are for reading only (they outlive the session that loaded them)."""
+    cache = _row_cache.setdefault(session.get_bind(), {})
+    cached = cache.get((model, row_id))
+    if cached and cached[0] > time.monotonic():
+        return cast(CatalogueRow, cached[1])
+    row = await session.get(model, row_id)
+    if row is not None:
+        cache[(model, row_id)] = (time.monotonic() + WALK_TTL_SECONDS, row)
+    return row
 
 
 async def office_actions_for_period(
     *, session: AsyncSession, office_id: int, period: Period
 ) -> list[tuple[Action, Submission | None]]:
     """The office's assigned actions that have measures in this period, with their reports."""
-    has_measures = select(Measure.action_id).where(Measure.period_id == period.id)
-    statement = (
-        select(Action, Submission)
-        .join(Assignment, col(Assignment.action_id) == Action.id)
-        .outerjoin(
-            Submission,
-            (col(Submission.action_id) == Action.id)
-            & (col(Submission.office_id) == office_id)
-            & (col(Submission.period_id) == period.id),
-        )
-        .where(
-            Assignment.office_id == office_id,
-            Action.programme_id == period.programme_id,
-            col(Action.id).in_(has_measures),
-        )
-        .order_by(col(Action.position), col(Action.id))
+    params = {"office_id": office_id, "period_id": period.id, "programme_id": period.programme_id}
+    rows = (await session.exec(_ACTIONS_FOR_PERIOD, params=params)).all()
+    return [(action, submission) for action, submission in rows]
+
+
+_ACTIONS_FOR_PERIOD = (
+    select(Action, Submission)
+    .join(Assignment, col(Assignment.action_id) == Action.id)
+    .outerjoin(
+        Submission,
+        (col(Submission.action_id) == Action.id)
+        & (col(Submission.office_id) == bindparam("office_id"))
+        & (col(Submission.period_id) == bindparam("period_id")),
     )
-    return [(action, submission) for action, submission in (await session.exec(statement)).all()]
+    .where(
+        Assignment.office_id == bindparam("office_id"),
+        Action.programme_id == bindparam("programme_id"),
+        col(Action.id).in_(
+            select(Measure.action_id).where(Measure.period_id == bindparam("period_id"))
+        ),
+    )
+    .order_by(col(Action.position), col(Action.id))
+)
 
 
 async def assigned_action(
@@ -253,7 +281,9 @@ async def answers_by_question(*, session: AsyncSession, submission_id: int) -> d
 
 
 async def evidence_counts(*, session: AsyncSession, submission_id: int) -> Counter[int]:
-    rows = await session.exec(_EVIDENCE_COUNTS, params={"submission_id": submission_id})
+    await session.flush()  # Core skips the ORM's autoflush: count the files just added too
+    connection = await session.connection()  # Core: no ORM objects needed
+    rows = await connection.execute(_EVIDENCE_COUNTS, {"submission_id": submission_id})
     return Counter({requirement_id: count for requirement_id, count in rows})
 
 

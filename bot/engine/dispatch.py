@@ -163,7 +163,7 @@ class Engine:
             state.updated_at = now
             state.contact_id = turn.contact.id if turn.contact else state.contact_id
             # The state was kept off the session during the turn: now its one write.
-            conversations.save_state(session=session, state=state)
+            await conversations.save_state(session=session, state=state)
             handed = await self._enqueue(session, turn)
         # After COMMIT: the replies go to the sender's worker now, or it claims them.
         if handed and self.hand_off is not None:
@@ -213,8 +213,7 @@ class Engine:
             )
         direct = bool(messages) and await self._can_hand_off(session, event)
         rows = [
-            conversations.enqueue(
-                session=session,
+            conversations.outbox_message(
                 idempotency_key=f"{event.channel}:{event.message_id}:{index}",
                 channel=event.channel,
                 recipient=event.chat_id,
@@ -224,6 +223,7 @@ class Engine:
             )
             for index, message in enumerate(messages)
         ]
+        await conversations.insert_outbox(session=session, messages=rows)
         return rows if direct else []
 
     async def _can_hand_off(self, session: AsyncSession, event: Inbound) -> bool:

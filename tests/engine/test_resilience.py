@@ -10,7 +10,7 @@ from sqlmodel import func, select
 
 from bot.engine.events import ChoiceMade, CommandReceived, LocationShared, Unsupported
 from storage import conversations
-from storage.models import Answer, EvidenceFile, OutboxMessage, Submission, SubmissionStatus
+from storage.models import Answer, EvidenceFile, Submission, SubmissionStatus
 from tests.support.factories import FOCAL_PHONE, World, make_world
 from tests.support.harness import Harness, jpeg_bytes, pdf_bytes
 
@@ -117,16 +117,17 @@ async def test_a_crash_inside_the_transaction_loses_nothing(
     h = Harness(sessions, data_dir)
     for _, step in SCRIPT[:4]:
         await step(h, world)
-    real_enqueue = conversations.enqueue
+    real_insert = conversations.insert_outbox
     calls = {"n": 0}
 
-    def dying_enqueue(**kwargs: object) -> OutboxMessage:
+    async def dying_insert(**kwargs: object) -> None:
+        # The process dies while writing the replies: the answer is in the same transaction.
         calls["n"] += 1
         if calls["n"] == 1:
             raise ProcessDied
-        return real_enqueue(**kwargs)  # type: ignore[arg-type]
+        await real_insert(**kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(conversations, "enqueue", dying_enqueue)
+    monkeypatch.setattr(conversations, "insert_outbox", dying_insert)
     with pytest.raises(ProcessDied):
         await h.text("25", message_id="answer-25")
     async with sessions() as session:  # the answer was not half-saved

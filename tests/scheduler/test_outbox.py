@@ -679,7 +679,9 @@ async def test_the_sender_takes_hand_offs_only_while_running(sessions, sender) -
     assert not sender.can_take(Channel.telegram, X)
 
 
-async def test_handed_off_replies_go_out_in_order_and_are_recorded_sent(sessions, channel, clock, sender) -> None:
+async def test_handed_off_replies_go_out_in_order_and_are_recorded_sent(
+    sessions, channel, clock, sender
+) -> None:
     async with running(sender):
         await eventually(lambda: sender.can_take(Channel.telegram, X))
         await hand_over(sessions, sender, clock, "A")
