@@ -123,6 +123,12 @@ _TAG = re.compile(r"<(/?)(b|i)>")
 
 K = TypeVar("K")
 V = TypeVar("V")
+Sent = TypeVar("Sent")
+Json = dict[str, Any]
+
+# do_api_request on a method PTB has makes PTB suggest its own method; here that is deliberate
+# (see TelegramChannel._call and _fetch).
+warnings.filterwarnings("ignore", message=r"Please use 'Bot\.", category=PTBUserWarning)
 
 
 @dataclass(frozen=True)
@@ -259,21 +265,22 @@ class TelegramChannel:
 
     async def _send_text(self, chat: int, message: OutText) -> str | None:
         parts = split_html(message.text, MAX_TEXT)
-        sent: Message | None = None
+        sent: Json | None = None
         for index, part in enumerate(parts):
             markup = self._markup(chat, message) if index == len(parts) - 1 else None
             sent = await self._send_part(chat, part, markup)
             if isinstance(markup, ReplyKeyboardRemove | ReplyKeyboardMarkup):
                 self._close_keyboard.pop(chat)  # removed, or freshly shown again
-        return str(sent.message_id) if sent else None
+        return str(sent["message_id"]) if sent else None
 
-    async def _send_part(self, chat: int, text: str, markup: Any) -> Message:
+    async def _send_part(self, chat: int, text: str, markup: Any) -> Json:
         try:
             return await self._limited(
                 chat,
-                lambda: self.bot.send_message(
-                    chat,
-                    text,
+                lambda: self._call(
+                    "sendMessage",
+                    chat_id=chat,
+                    text=text,
                     parse_mode=ParseMode.HTML,  # the engine escaped user values already
                     reply_markup=markup,
                     link_preview_options=NO_PREVIEW,
@@ -286,13 +293,21 @@ class TelegramChannel:
         log.error("Telegram refused the markup of a message; sending it as plain text")
         return await self._limited(
             chat,
-            lambda: self.bot.send_message(
-                chat,
-                html.unescape(_TAG.sub("", text)),
+            lambda: self._call(
+                "sendMessage",
+                chat_id=chat,
+                text=html.unescape(_TAG.sub("", text)),
                 reply_markup=markup,
                 link_preview_options=NO_PREVIEW,
             ),
         )
+
+    async def _call(self, endpoint: str, **params: Any) -> Json:
+        """A Bot API call whose answer is only read as JSON. PTB builds the call, checks the
+        answer and raises its typed errors as for its own methods, but skips turning the answer
+        into objects: a Message cost more CPU to build than the whole HTTP exchange."""
+        given = {name: value for name, value in params.items() if value is not None}
+        return await self.bot.do_api_request(endpoint, api_kwargs=given)  # type: ignore[no-any-return]
 
     def _markup(
         self, chat: int, message: OutText
@@ -355,7 +370,7 @@ class TelegramChannel:
             # Photos have size and dimension limits documents don't: send it as a document.
             raise _PhotoRefused from error
 
-    async def _limited(self, chat: int, call: Callable[[], Awaitable[Message]]) -> Message:
+    async def _limited(self, chat: int, call: Callable[[], Awaitable[Sent]]) -> Sent:
         limits = self._chat_limits
         bucket = self._per_chat.get(
             chat, lambda: AsyncLimiter(limits.chat_burst, limits.chat_period)
@@ -446,16 +461,9 @@ class TelegramChannel:
             # PTB parses a batch as a whole, so one update it cannot parse would block the
             # queue forever. Fetch the batch raw and parse the updates one by one instead.
             log.warning("a Telegram batch did not parse; parsing its updates one by one")
-            with warnings.catch_warnings():  # PTB would nag to use get_updates: we can't here
-                warnings.simplefilter("ignore", PTBUserWarning)
-                payloads = await self.bot.do_api_request(
-                    "getUpdates",
-                    api_kwargs={
-                        "offset": offset,
-                        "timeout": 0,
-                        "allowed_updates": ALLOWED_UPDATES,
-                    },
-                )
+            payloads = await self._call(
+                "getUpdates", offset=offset, timeout=0, allowed_updates=ALLOWED_UPDATES
+            )
             return [
                 (int(payload["update_id"]), parse_update(payload, self.bot)) for payload in payloads
             ]
@@ -513,8 +521,8 @@ class TelegramChannel:
             return
         with contextlib.suppress(TelegramError):
             async with self._overall:
-                await self.bot.edit_message_reply_markup(
-                    chat_id=message.chat.id, message_id=message.message_id, reply_markup=None
+                await self._call(
+                    "editMessageReplyMarkup", chat_id=message.chat.id, message_id=message.message_id
                 )
 
     async def _answer_group(self, update: Update) -> None:
@@ -590,7 +598,7 @@ class _PhotoRefused(Exception):
     pass
 
 
-async def translate_errors(call: Callable[[], Awaitable[Message]]) -> Message:
+async def translate_errors(call: Callable[[], Awaitable[Sent]]) -> Sent:
     """PTB's errors as the engine's SendErrors, which the outbox knows how to treat."""
     try:
         return await call()
