@@ -54,7 +54,7 @@ from bot.engine.events import (
     TextReceived,
     outgoing_to_payload,
 )
-from bot.engine.render import fit
+from bot.engine.render import coalesce, fit
 from bot.engine.texts import t
 from bot.engine.turn import OFFERED_KEY, PreparedFile, Turn
 from storage import conversations
@@ -207,7 +207,7 @@ class Engine:
         to go to this recipient, so going straight to the sender keeps their order."""
         event = turn.event
         messages = []
-        for message in turn.outgoing:
+        for message in coalesce(turn.outgoing, turn.capabilities.max_text):
             messages += (
                 fit(message, turn.capabilities) if isinstance(message, OutText) else [message]
             )

@@ -6,7 +6,32 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bot.engine.channel import Capabilities
-from bot.engine.events import Choice, OutText
+from bot.engine.events import Choice, Outgoing, OutText
+
+
+def coalesce(messages: list[Outgoing], max_text: int) -> list[Outgoing]:
+    """Join a turn's consecutive plain texts into one message where they fit: on a phone with
+    slow data one message with the intro and the question beats two notifications, and each
+    message sent costs the bot too. A text with buttons, a contact request or a template
+    keeps what follows it separate (its buttons belong under it)."""
+    joined: list[Outgoing] = []
+    for message in messages:
+        previous = joined[-1] if joined else None
+        if (
+            isinstance(message, OutText)
+            and isinstance(previous, OutText)
+            and _is_plain(previous)
+            and message.template is None
+            and len(previous.text) + 2 + len(message.text) <= max_text
+        ):
+            joined[-1] = replace(message, text=f"{previous.text}\n\n{message.text}")
+        else:
+            joined.append(message)
+    return joined
+
+
+def _is_plain(message: OutText) -> bool:
+    return not (message.choices or message.request_contact or message.template)
 
 
 def fit(message: OutText, capabilities: Capabilities) -> list[OutText]:

@@ -323,7 +323,8 @@ async def test_stored_but_unhandled_message_is_replayed(whatsapp: WhatsApp, sess
 
 async def test_statuses_update_the_outbox_rows(whatsapp: WhatsApp, sessions) -> None:
     await _world(sessions)
-    await _register(whatsapp)
+    await _register(whatsapp)  # one message: the welcome
+    await whatsapp.say(wp.text_message(SITI, "/bantuan"))  # and a second one
     first, second = (await whatsapp.outbox())[:2]
     assert first.provider_message_id and second.provider_message_id
 
