@@ -377,10 +377,6 @@ async def release_stale_sending(*, session: AsyncSession, older_than: datetime) 
     return int(result.rowcount or 0)
 
 
-async def outbox_row(*, session: AsyncSession, outbox_id: int) -> OutboxMessage | None:
-    return await session.get(OutboxMessage, outbox_id)
-
-
 async def last_inbound_at(
     *, session: AsyncSession, channel: Channel, external_id: str
 ) -> datetime | None:
@@ -429,13 +425,6 @@ _PEEK_STATE_FOR_FILE = select(ConversationState).where(
         InboxMessage.status == InboxStatus.processed,
     ),
 )
-
-
-async def update_outbox(*, session: AsyncSession, outbox_id: int, **values: Any) -> None:
-    """Set fields of one outbox row in a single UPDATE (the sender does this for every send)."""
-    await session.exec(  # type: ignore[call-overload]
-        update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(**values)  # type: ignore[arg-type]
-    )
 
 
 async def update_outbox_rows(
