@@ -39,7 +39,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from aiolimiter import AsyncLimiter
 from starlette.requests import Request
@@ -70,6 +70,7 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.ext import ExtBot
+from telegram.request import BaseRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.channels.telegram_http import AiohttpRequest
@@ -118,6 +119,9 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 PRIVATE_ONLY = "LaporHAM hanya melayani chat pribadi. Silakan kirim pesan langsung ke bot ini."
 
 POLL_TIMEOUT = 25  # seconds; under the 30 s idle cut-off of many proxies
+# A long poll's read timeout is its `timeout` plus this: Telegram answers an empty poll at
+# `timeout`, so only a dropped connection waits longer.
+POLL_READ_MARGIN = 10
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # slow mobile data: no link previews
 _TAG = re.compile(r"<(/?)(b|i)>")
 
@@ -125,6 +129,15 @@ K = TypeVar("K")
 V = TypeVar("V")
 Sent = TypeVar("Sent")
 Json = dict[str, Any]
+
+
+class Received(NamedTuple):
+    """One update of a getUpdates batch: its payload as sent, and PTB's parse of it (None when
+    it could not be parsed)."""
+
+    update_id: int
+    payload: Json
+    update: Update | None
 
 # do_api_request on a method PTB has makes PTB suggest its own method; here that is deliberate
 # (see TelegramChannel._call and _fetch).
@@ -302,12 +315,15 @@ class TelegramChannel:
             ),
         )
 
-    async def _call(self, endpoint: str, **params: Any) -> Json:
+    async def _call(
+        self, endpoint: str, *, read_timeout: float | None = None, **params: Any
+    ) -> Any:
         """A Bot API call whose answer is only read as JSON. PTB builds the call, checks the
         answer and raises its typed errors as for its own methods, but skips turning the answer
         into objects: a Message cost more CPU to build than the whole HTTP exchange."""
         given = {name: value for name, value in params.items() if value is not None}
-        return await self.bot.do_api_request(endpoint, api_kwargs=given)  # type: ignore[no-any-return]
+        timeout = BaseRequest.DEFAULT_NONE if read_timeout is None else read_timeout
+        return await self.bot.do_api_request(endpoint, api_kwargs=given, read_timeout=timeout)
 
     def _markup(
         self, chat: int, message: OutText
@@ -449,48 +465,44 @@ class TelegramChannel:
                 # re-reads it and the inbox absorbs what was already handled.
                 offset = batch[-1][0] + 1
 
-    async def _fetch(self, offset: int | None) -> list[tuple[int, Update | None]]:
-        try:
-            updates = await self.bot.get_updates(
-                offset=offset, timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES
-            )
-            return [(update.update_id, update) for update in updates]
-        except TelegramError:
-            raise
-        except Exception:
-            # PTB parses a batch as a whole, so one update it cannot parse would block the
-            # queue forever. Fetch the batch raw and parse the updates one by one instead.
-            log.warning("a Telegram batch did not parse; parsing its updates one by one")
-            payloads = await self._call(
-                "getUpdates", offset=offset, timeout=0, allowed_updates=ALLOWED_UPDATES
-            )
-            return [
-                (int(payload["update_id"]), parse_update(payload, self.bot)) for payload in payloads
-            ]
+    async def _fetch(self, offset: int | None) -> list[Received]:
+        """One long poll. The batch is read as JSON and each update parsed on its own: PTB's
+        get_updates parses a batch as a whole, so one update it cannot parse would block the
+        queue forever; and the payload is kept as the event's `raw` without re-serialising."""
+        payloads = await self._call(
+            "getUpdates",
+            read_timeout=self.poll_timeout + POLL_READ_MARGIN,
+            offset=offset,
+            timeout=self.poll_timeout,
+            allowed_updates=ALLOWED_UPDATES,
+        )
+        return [
+            Received(int(payload["update_id"]), payload, parse_update(payload, self.bot))
+            for payload in payloads
+        ]
 
-    async def _handle_batch(
-        self, batch: Iterable[tuple[int, Update | None]], engine: Engine
-    ) -> None:
+    async def _handle_batch(self, batch: Iterable[Received], engine: Engine) -> None:
         """Users in parallel, each user's updates in order (album items, quick answers)."""
-        queues: dict[str, list[Update]] = {}
-        for update_id, update in batch:
-            if update is None:
-                log.warning("skipped Telegram update %s: not understood", update_id)
+        queues: dict[str, list[Received]] = {}
+        for received in batch:
+            if received.update is None:
+                log.warning("skipped Telegram update %s: not understood", received.update_id)
                 continue
-            user = update.effective_user
-            key = str(user.id) if user else f"update:{update_id}"
-            queues.setdefault(key, []).append(update)
+            user = received.update.effective_user
+            key = str(user.id) if user else f"update:{received.update_id}"
+            queues.setdefault(key, []).append(received)
         await asyncio.gather(*(self._handle_in_order(queue, engine) for queue in queues.values()))
 
-    async def _handle_in_order(self, updates: list[Update], engine: Engine) -> None:
-        for update in updates:
-            await self.process(update, engine)
+    async def _handle_in_order(self, queue: list[Received], engine: Engine) -> None:
+        for received in queue:
+            assert received.update is not None  # _handle_batch skipped the others
+            await self.process(received.update, received.payload, engine)
 
-    async def process(self, update: Update, engine: Engine) -> None:
+    async def process(self, update: Update, payload: dict[str, Any], engine: Engine) -> None:
         """Handle one update; never raises, so one bad update cannot stop the receiver."""
         event: Inbound | None = None
         try:
-            event = translate(update)
+            event = translate(update, payload)
             if event is None:
                 log.info("Telegram update %s is not for the engine", update.update_id)
                 await self._answer_group(update)
@@ -506,7 +518,7 @@ class TelegramChannel:
     def parse_stored(self, payload: dict[str, Any]) -> Inbound | None:
         """A stored webhook update as its event again (Engine.replay_stored)."""
         update = parse_update(payload, self.bot)
-        return translate(update) if update is not None else None
+        return translate(update, payload) if update is not None else None
 
     def _note_inbound(self, event: Inbound) -> None:
         if isinstance(event, ContactShared) and event.is_own:
@@ -515,7 +527,7 @@ class TelegramChannel:
     async def _settle_callback(self, query: CallbackQuery, *, pressed: bool) -> None:
         """Stop the button's spinner and take the pressed keyboard away (no double press)."""
         with contextlib.suppress(TelegramError):
-            await self.bot.answer_callback_query(query.id)
+            await self._call("answerCallbackQuery", callback_query_id=query.id)
         message = query.message
         if not pressed or not isinstance(message, Message) or message.reply_markup is None:
             return
@@ -582,7 +594,7 @@ class TelegramChannel:
             return Response(status_code=200)  # Telegram re-sending it would not help
         # Kept in the inbox before the 200: if we die now, replay_stored handles it later.
         if await engine.store_raw(Channel.telegram, dedup_key(update), payload):
-            self._spawn(self.process(update, engine))
+            self._spawn(self.process(update, payload, engine))
         return Response(status_code=200)
 
     async def close(self) -> None:

@@ -86,10 +86,10 @@ def group_chat_id(update: Update) -> int | None:
     return None
 
 
-def translate(update: Update) -> Inbound | None:
-    """The engine event for an update, or None when there is nothing the engine should see."""
+def translate(update: Update, raw: dict[str, Any]) -> Inbound | None:
+    """The engine event for an update (`raw`: its payload as received, kept on the event), or
+    None when there is nothing the engine should see."""
     key = dedup_key(update)
-    raw = update.to_dict()
     if update.callback_query is not None:
         return _callback(update.callback_query, key, raw)
     if update.edited_message is not None:

@@ -41,7 +41,13 @@ def fixture(name: str) -> dict[str, Any]:
 def event_of(payload: dict[str, Any]):  # type: ignore[no-untyped-def]
     update = parse_update(payload)
     assert update is not None
-    return translate(update)
+    return translate(update, payload)
+
+
+def test_the_event_keeps_the_payload_as_received() -> None:
+    payload = fixture("callback_query")
+    event = event_of(payload)
+    assert event is not None and event.raw is payload
 
 
 def test_text_keeps_user_chat_and_a_stable_inbox_id() -> None:
@@ -171,9 +177,10 @@ def test_unsupported_kinds(name: str, kind: str) -> None:
 
 
 def test_group_messages_never_reach_the_engine() -> None:
-    update = parse_update(fixture("group_message"))
+    payload = fixture("group_message")
+    update = parse_update(payload)
     assert update is not None
-    assert translate(update) is None
+    assert translate(update, payload) is None
     assert group_chat_id(update) == -4521876390
 
 
