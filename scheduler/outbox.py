@@ -56,8 +56,9 @@ from bot.engine.channel import (
 )
 from bot.engine.events import outgoing_from_payload
 from storage import conversations
+from storage.conversations import QueuedMessage
 from storage.db import transaction
-from storage.models import Channel, OutboxMessage, OutboxStatus
+from storage.models import Channel, OutboxStatus
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class OutboxSender:
         self.wakeup = wakeup or asyncio.Event()
         self.clock = clock
         self.batch_size = batch_size
-        self._queues: dict[RecipientKey, deque[OutboxMessage]] = {}
+        self._queues: dict[RecipientKey, deque[QueuedMessage]] = {}
         self._workers: dict[RecipientKey, asyncio.Task[None]] = {}
         # Recipients whose message waits for a retry, until when: what follows must wait too.
         self._held_until: dict[RecipientKey, datetime] = {}
@@ -169,7 +170,7 @@ class OutboxSender:
         unsent, self._unsent = self._unsent, []
         if not (claim or changes or unsent):
             return 0
-        claimed: list[OutboxMessage] = []
+        claimed: list[QueuedMessage] = []
         try:
             async with transaction(self.sessions) as session:
                 await self._write(session, changes, unsent)
@@ -208,12 +209,12 @@ class OutboxSender:
         (the engine also checks that nothing waits in the table for this recipient)."""
         return self._live and (channel, recipient) not in self._held_until
 
-    def take(self, rows: list[OutboxMessage]) -> None:
+    def take(self, rows: list[QueuedMessage]) -> None:
         """Committed rows the engine wrote claimed: to their recipient's worker at once."""
         for row in rows:
             self._dispatch(row, handed=True)
 
-    def _dispatch(self, row: OutboxMessage, *, handed: bool = False) -> None:
+    def _dispatch(self, row: QueuedMessage, *, handed: bool = False) -> None:
         key = (row.channel, row.recipient)
         held_until = self._held_until.get(key)
         if held_until is not None:
@@ -242,7 +243,7 @@ class OutboxSender:
         finally:
             del self._queues[key], self._workers[key]
 
-    async def _send_one(self, adapter: ChannelAdapter, row: OutboxMessage) -> datetime | None:
+    async def _send_one(self, adapter: ChannelAdapter, row: QueuedMessage) -> datetime | None:
         """Send one row and note its outcome; the time of its retry when it must wait."""
         message = outgoing_from_payload(row.payload)
         try:
@@ -273,7 +274,7 @@ class OutboxSender:
         )
         return None
 
-    def _retry_later(self, row: OutboxMessage, error: SendError) -> datetime | None:
+    def _retry_later(self, row: QueuedMessage, error: SendError) -> datetime | None:
         if row.attempts >= MAX_ATTEMPTS:
             self._note(row, status=OutboxStatus.failed, last_error=f"gave up: {error}")
             return None
@@ -288,19 +289,19 @@ class OutboxSender:
         )
         return retry_at
 
-    def _note(self, row: OutboxMessage, *, unreachable: bool = False, **values: object) -> None:
+    def _note(self, row: QueuedMessage, *, unreachable: bool = False, **values: object) -> None:
         self._changes.append(
             _Change(
-                outbox_id=row.id or 0,
+                outbox_id=row.id,
                 values=values,
                 unreachable=(row.channel, row.recipient) if unreachable else None,
             )
         )
         self._changed.set()
 
-    def _release(self, rows: list[OutboxMessage]) -> None:
+    def _release(self, rows: list[QueuedMessage]) -> None:
         if rows:
-            self._unsent += [row.id or 0 for row in rows]
+            self._unsent += [row.id for row in rows]
             self._changed.set()
 
     async def _stop_workers(self) -> None:

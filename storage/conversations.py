@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import bindparam, case, exists, func, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -252,7 +251,22 @@ async def find_contact_by_phone(*, session: AsyncSession, phone: str) -> Contact
     return (await session.exec(statement)).first()
 
 
-def outbox_message(
+@dataclass(slots=True)
+class QueuedMessage:
+    """An outbox row as the sender works with it: light, because every reply becomes one.
+    (An ORM OutboxMessage costs more CPU to build than the INSERT that writes it.)"""
+
+    id: int
+    channel: Channel
+    recipient: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+
+def outbox_row(
     *,
     idempotency_key: str,
     channel: Channel,
@@ -262,46 +276,63 @@ def outbox_message(
     purpose: str = "reply",
     not_before: datetime | None = None,
     claimed: bool = False,
-) -> OutboxMessage:
-    """A message to send, not yet written. `claimed`: written as taken by the running sender
-    (the engine hands it over after commit), so no claim transaction is needed; a crash leaves
-    it `sending`, and `release_stale_sending` sends it after the restart."""
-    message = OutboxMessage(
-        idempotency_key=idempotency_key,
-        channel=channel,
-        recipient=recipient,
-        contact_id=contact_id,
-        purpose=purpose,
-        payload=payload,
-        next_attempt_at=not_before or utcnow(),
-    )
-    if claimed:
-        message.status, message.attempts = OutboxStatus.sending, 1
-    return message
+) -> dict[str, Any]:
+    """The column values of a message to send, for `insert_outbox`. `claimed`: written as taken
+    by the running sender (the engine hands it over after commit), so no claim transaction is
+    needed; a crash leaves it `sending`, and `release_stale_sending` sends it after the restart.
+    """
+    now = utcnow()
+    return {
+        "idempotency_key": idempotency_key,
+        "channel": channel,
+        "recipient": recipient,
+        "contact_id": contact_id,
+        "purpose": purpose,
+        "payload": payload,
+        "status": OutboxStatus.sending if claimed else OutboxStatus.pending,
+        "attempts": 1 if claimed else 0,
+        "next_attempt_at": not_before or now,
+        "last_error": None,
+        "provider_message_id": None,
+        "delivery_status": None,
+        "created_at": now,
+        "sent_at": None,
+    }
 
 
 def enqueue(*, session: AsyncSession, **fields: Any) -> OutboxMessage:
-    """A message to send, written with the session's other changes (see `outbox_message`)."""
-    message = outbox_message(**fields)
+    """A message to send, written with the session's other changes (see `outbox_row`)."""
+    message = OutboxMessage(**outbox_row(**fields))
     session.add(message)
     return message
 
 
-_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-_OUTBOX_COLUMNS = [column.name for column in _OUTBOX.columns if column.name != "id"]
-_INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id, sort_by_parameter_order=True)
+_INSERT_OUTBOX_ROW = insert(_OUTBOX).returning(_OUTBOX.c.id)
+_INSERT_OUTBOX_ROWS = insert(_OUTBOX).returning(_OUTBOX.c.id, sort_by_parameter_order=True)
 
 
-async def insert_outbox(*, session: AsyncSession, messages: Sequence[OutboxMessage]) -> None:
-    """Write new messages now, in one statement, and set their ids (the engine's replies: they
-    stay outside the session, the sender gets them as they are)."""
-    if not messages:
-        return
-    rows = [{name: getattr(message, name) for name in _OUTBOX_COLUMNS} for message in messages]
+async def insert_outbox(
+    *, session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> list[QueuedMessage]:
+    """Write new messages (`outbox_row`s) now, in one statement, and return them as the sender
+    takes them (the engine's replies: they never enter the session)."""
+    if not rows:
+        return []
     connection = await session.connection()
-    result = await connection.execute(_INSERT_OUTBOX, rows)
-    for message, (outbox_id,) in zip(messages, result.all(), strict=True):
-        message.id = outbox_id
+    if len(rows) == 1:  # most turns: a plain INSERT, without the many-rows machinery
+        ids = [(await connection.execute(_INSERT_OUTBOX_ROW, rows[0])).scalar_one()]
+    else:
+        ids = list((await connection.execute(_INSERT_OUTBOX_ROWS, list(rows))).scalars())
+    return [
+        QueuedMessage(
+            id=outbox_id,
+            channel=row["channel"],
+            recipient=row["recipient"],
+            payload=row["payload"],
+            attempts=row["attempts"],
+        )
+        for outbox_id, row in zip(ids, rows, strict=True)
+    ]
 
 
 _WAITING_FOR_RECIPIENT = (
@@ -326,42 +357,51 @@ async def has_waiting_outbox(
     return (await connection.execute(_WAITING_FOR_RECIPIENT, params)).first() is not None
 
 
-_EARLIER = aliased(OutboxMessage)
+_EARLIER = _OUTBOX.alias("earlier")
 _CLAIM_DUE_OUTBOX = (
-    select(OutboxMessage)
+    select(_OUTBOX.c.id, _OUTBOX.c.channel, _OUTBOX.c.recipient, _OUTBOX.c.payload,
+           _OUTBOX.c.attempts)
     .where(
-        OutboxMessage.channel == bindparam("channel"),
-        OutboxMessage.status == OutboxStatus.pending,
-        OutboxMessage.next_attempt_at <= bindparam("now"),
-        # Not while an earlier row to the same recipient waits for its retry. (A row merely
-        # scheduled for later, never tried, holds nothing back.)
+        _OUTBOX.c.channel == bindparam("channel"),
+        _OUTBOX.c.status == OutboxStatus.pending,
+        _OUTBOX.c.next_attempt_at <= bindparam("now"),
+        # Not while an earlier message to the same recipient waits for its retry.
         ~exists().where(
-            _EARLIER.channel == OutboxMessage.channel,
-            _EARLIER.recipient == OutboxMessage.recipient,
-            col(_EARLIER.id) < col(OutboxMessage.id),
-            _EARLIER.status == OutboxStatus.pending,
-            _EARLIER.next_attempt_at > bindparam("now"),
-            col(_EARLIER.attempts) > 0,
+            _EARLIER.c.channel == _OUTBOX.c.channel,
+            _EARLIER.c.recipient == _OUTBOX.c.recipient,
+            _EARLIER.c.id < _OUTBOX.c.id,
+            _EARLIER.c.status == OutboxStatus.pending,
+            _EARLIER.c.next_attempt_at > bindparam("now"),
+            _EARLIER.c.attempts > 0,
         ),
     )
-    .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+    .order_by(_OUTBOX.c.id)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
+)  # fmt: skip
+_MARK_SENDING = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=OutboxStatus.sending, attempts=_OUTBOX.c.attempts + 1)
 )
 
 
 async def claim_due_outbox(
     *, session: AsyncSession, channel: Channel, now: datetime, limit: int
-) -> list[OutboxMessage]:
+) -> list[QueuedMessage]:
     """Take due messages for sending, in id order (skipping rows another sender holds, on
     PostgreSQL). A message waits while an earlier one to the same recipient is held back for a
     retry: each recipient gets their messages in the order they were written."""
+    connection = await session.connection()
     params = {"channel": channel, "now": now, "limit": limit}
-    rows = list((await session.exec(_CLAIM_DUE_OUTBOX, params=params)).all())
-    for row in rows:
-        row.status = OutboxStatus.sending
-        row.attempts += 1
-    return rows
+    claimed = [
+        QueuedMessage(id=row.id, channel=row.channel, recipient=row.recipient,
+                      payload=row.payload, attempts=row.attempts + 1)
+        for row in await connection.execute(_CLAIM_DUE_OUTBOX, params)
+    ]  # fmt: skip
+    if claimed:
+        await connection.execute(_MARK_SENDING, {"ids": [message.id for message in claimed]})
+    return claimed
 
 
 async def release_stale_sending(*, session: AsyncSession, older_than: datetime) -> int:

@@ -58,9 +58,10 @@ from bot.engine.render import coalesce, fit
 from bot.engine.texts import t
 from bot.engine.turn import OFFERED_KEY, PreparedFile, Turn
 from storage import conversations
+from storage.conversations import QueuedMessage
 from storage.db import transaction
 from storage.evidence import EvidenceRejected, EvidenceStore, RejectionCode, ingest
-from storage.models import Channel, ChannelIdentity, ConversationState, OutboxMessage
+from storage.models import Channel, ChannelIdentity, ConversationState
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class OutboxHandOff(Protocol):
 
     def can_take(self, channel: Channel, recipient: str) -> bool: ...
 
-    def take(self, rows: list[OutboxMessage]) -> None: ...
+    def take(self, rows: list[QueuedMessage]) -> None: ...
 
 
 WantsFile = Callable[[ConversationState], bool]
@@ -201,7 +202,7 @@ class Engine:
             return PreparedFile(rejection=rejected.code)
         return PreparedFile(stored=stored)
 
-    async def _enqueue(self, session: AsyncSession, turn: Turn) -> list[OutboxMessage]:
+    async def _enqueue(self, session: AsyncSession, turn: Turn) -> list[QueuedMessage]:
         """Write the turn's replies to the outbox. They are written already claimed, and
         returned for `hand_off`, when the sender can take them directly: nothing else is waiting
         to go to this recipient, so going straight to the sender keeps their order."""
@@ -213,7 +214,7 @@ class Engine:
             )
         direct = bool(messages) and await self._can_hand_off(session, event)
         rows = [
-            conversations.outbox_message(
+            conversations.outbox_row(
                 idempotency_key=f"{event.channel}:{event.message_id}:{index}",
                 channel=event.channel,
                 recipient=event.chat_id,
@@ -223,8 +224,8 @@ class Engine:
             )
             for index, message in enumerate(messages)
         ]
-        await conversations.insert_outbox(session=session, messages=rows)
-        return rows if direct else []
+        written = await conversations.insert_outbox(session=session, rows=rows)
+        return written if direct else []
 
     async def _can_hand_off(self, session: AsyncSession, event: Inbound) -> bool:
         if self.hand_off is None or not self.hand_off.can_take(event.channel, event.chat_id):

@@ -120,12 +120,12 @@ async def test_a_crash_inside_the_transaction_loses_nothing(
     real_insert = conversations.insert_outbox
     calls = {"n": 0}
 
-    async def dying_insert(**kwargs: object) -> None:
+    async def dying_insert(**kwargs: object) -> object:
         # The process dies while writing the replies: the answer is in the same transaction.
         calls["n"] += 1
         if calls["n"] == 1:
             raise ProcessDied
-        await real_insert(**kwargs)  # type: ignore[arg-type]
+        return await real_insert(**kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(conversations, "insert_outbox", dying_insert)
     with pytest.raises(ProcessDied):

@@ -331,7 +331,7 @@ async def test_a_message_claimed_while_an_earlier_one_just_failed_is_held_back(
     armed = False
     claimed_after_the_failure: list[str] = []
 
-    async def claim_after_a_failed(**kwargs: Any) -> list[OutboxMessage]:
+    async def claim_after_a_failed(**kwargs: Any) -> list[conversations.QueuedMessage]:
         nonlocal armed
         if not armed:
             return await claim(**kwargs)
@@ -652,17 +652,17 @@ async def hand_over(
 ) -> None:
     """What the engine does for a reply when `can_take` allowed it: write it claimed, commit,
     then hand it over."""
+    row = conversations.outbox_row(
+        idempotency_key=f"test:{next(_keys)}",
+        channel=Channel.telegram,
+        recipient=X,
+        payload=outgoing_to_payload(OutText(text=text)),
+        not_before=clock.now,
+        claimed=True,
+    )
     async with transaction(sessions) as session:
-        row = conversations.enqueue(
-            session=session,
-            idempotency_key=f"test:{next(_keys)}",
-            channel=Channel.telegram,
-            recipient=X,
-            payload=outgoing_to_payload(OutText(text=text)),
-            not_before=clock.now,
-            claimed=True,
-        )
-    sender.take([row])
+        written = await conversations.insert_outbox(session=session, rows=[row])
+    sender.take(written)
 
 
 async def waiting(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> bool:
@@ -724,3 +724,30 @@ async def test_what_counts_as_waiting_for_a_recipient(sessions, channel, clock, 
     assert await waiting(sessions, clock)
     await sender.drain()  # "due" sent
     assert not await waiting(sessions, clock)
+
+
+async def test_insert_outbox_returns_each_row_with_its_own_id(sessions, clock) -> None:
+    """One reply is a plain INSERT, several are one INSERT of many rows: either way each
+    returned message carries the id of the row written from it."""
+    texts = [["solo"], ["first", "second", "third"]]
+    returned: dict[str, int] = {}
+    for batch in texts:
+        new_rows = [
+            conversations.outbox_row(
+                idempotency_key=f"test:{next(_keys)}",
+                channel=Channel.telegram,
+                recipient=X,
+                payload=outgoing_to_payload(OutText(text=text)),
+                not_before=clock.now,
+                claimed=True,
+            )
+            for text in batch
+        ]
+        async with transaction(sessions) as session:
+            written = await conversations.insert_outbox(session=session, rows=new_rows)
+        assert [message.payload["text"] for message in written] == batch
+        assert {message.attempts for message in written} == {1}
+        returned.update({message.payload["text"]: message.id for message in written})
+    stored = await rows(sessions)
+    assert returned == {text: row.id for text, row in stored.items()}
+    assert {(row.status, row.attempts) for row in stored.values()} == {(OutboxStatus.sending, 1)}
