@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Callable, Generator
@@ -136,15 +135,30 @@ async def transaction(
 ) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits when the block ends, rolls back on any exception."""
     lock = _writer_lock(sessions)
-    async with lock or contextlib.nullcontext():
-        session = await _begin_writing(sessions) if lock else sessions()
-        async with session:
+    if lock is None:
+        async with sessions() as session:
             try:
                 yield session
             except BaseException:
                 await session.rollback()
                 raise
             await session.commit()
+        return
+    async with lock:
+        session = await _begin_writing(sessions)
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+        finally:
+            # Not `async with session`: its exit runs close() in a task of its own, so that a
+            # cancellation cannot cut it short, at two turns of the event loop per transaction.
+            # SQLite's calls run inline (InlineSQLiteConnection), so close() never yields and
+            # cannot be cut short anyway.
+            await session.close()
 
 
 async def _begin_writing(sessions: async_sessionmaker[AsyncSession]) -> AsyncSession:

@@ -82,3 +82,25 @@ async def test_a_lock_never_released_ends_in_an_error(sqlite_sessions, monkeypat
     with write_lock_held_elsewhere(path), pytest.raises(db.OperationalError, match="locked"):
         async with db.transaction(sessions):
             pass
+
+
+async def test_a_sqlite_transaction_ends_without_yielding_to_the_loop(sqlite_sessions) -> None:
+    """transaction() closes a SQLite session directly, without SQLAlchemy's cancellation
+    shield, because the commit and the close never give the loop a turn: nothing can cancel
+    them halfway. If that stops being true (a new aiosqlite that yields), this fails."""
+    sessions, _ = sqlite_sessions
+    turns = 0
+
+    def count_turn() -> None:
+        nonlocal turns
+        turns += 1
+
+    async with db.transaction(sessions) as session:
+        await session.exec(text("CREATE TABLE closed_inline (x INTEGER)"))
+        await session.exec(text("INSERT INTO closed_inline VALUES (1)"))
+        asyncio.get_running_loop().call_soon(count_turn)
+    assert turns == 0  # commit and close ran without the loop running anything else
+    await asyncio.sleep(0)
+    assert turns == 1
+    async with sessions() as session:
+        assert (await session.exec(text("SELECT x FROM closed_inline"))).scalar_one() == 1
