@@ -51,13 +51,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    if conn.get_execution_options().get(WRITER):
-        # A writer takes the write lock at BEGIN: a read-then-write transaction can then never
-        # fail halfway with "database is locked" when another writer got there first.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        # Readers take no lock at all in WAL mode, and never wait for one.
-        conn.exec_driver_sql("BEGIN")
+    # A writer takes the write lock at BEGIN: a read-then-write transaction can then never
+    # fail halfway with "database is locked" when another writer got there first. Readers take
+    # no lock at all in WAL mode, and never wait for one.
+    begin = "BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITER) else "BEGIN"
+    # Straight on sqlite3's connection: calls run inline anyway (InlineSQLiteConnection), and
+    # a BEGIN through SQLAlchemy's statement machinery cost a quarter of an empty transaction.
+    try:
+        conn.connection.driver_connection._conn.execute(begin)
+    except sqlite3.OperationalError as error:  # "database is locked": as SQLAlchemy raises it
+        raise OperationalError(begin, None, error) from error
 
 
 class _RunNow:
