@@ -96,6 +96,13 @@ class InlineSQLiteConnection(aiosqlite.Connection):
     def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
         return self._connect().__await__()  # no worker thread to start
 
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Every call of the connection and its cursors: run now, without the future that
+        carries a result back from the worker thread."""
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
 
 def _connect_inline(database: str, **kwargs: Any) -> InlineSQLiteConnection:
     return InlineSQLiteConnection(partial(sqlite3.connect, database, **kwargs))
