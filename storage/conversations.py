@@ -28,7 +28,6 @@ from storage.models import (
     InboxStatus,
     OutboxMessage,
     OutboxStatus,
-    Region,
 )
 from storage.types import utcnow
 
@@ -123,13 +122,10 @@ class Conversation:
     state: ConversationState
     identity: ChannelIdentity | None
     contact: Contact | None
-    # Held so that it stays in the session's identity map, which keeps objects only while
-    # something else references them.
-    region: Region | None = None
 
 
 _OPEN_CONVERSATION = (
-    select(ConversationState, ChannelIdentity, Contact, Region)
+    select(ConversationState, ChannelIdentity, Contact)
     .select_from(ConversationState)
     .outerjoin(
         ChannelIdentity,
@@ -137,7 +133,6 @@ _OPEN_CONVERSATION = (
         & (col(ChannelIdentity.external_id) == bindparam("user_key")),
     )
     .outerjoin(Contact, col(Contact.id) == ChannelIdentity.contact_id)
-    .outerjoin(Region, col(Region.id) == Contact.region_id)
     .where(
         ConversationState.channel == bindparam("channel"),
         ConversationState.user_key == bindparam("user_key"),
@@ -150,10 +145,9 @@ _OPEN_CONVERSATION = (
 async def open_conversation(
     *, session: AsyncSession, channel: Channel, user_key: str
 ) -> Conversation:
-    """The user's state, locked for this transaction (PostgreSQL), with their channel identity,
-    contact and the contact's region, in one SELECT: this runs for every message. The region
-    rides along because the report flow reads its time zone on most messages, and while the
-    caller holds the result `session.get` finds it in the identity map instead of asking again.
+    """The user's state, locked for this transaction (PostgreSQL), with their channel identity
+    and contact, in one SELECT: this runs for every message. (The contact's region, read on
+    most messages too, comes from `reports.get_region`'s cache.)
 
     The state comes back detached from the session, and a new user's is not inserted yet: a
     turn changes the state several times, and while attached every autoflush (before each
@@ -164,9 +158,9 @@ async def open_conversation(
         found = await find_identity(session=session, channel=channel, external_id=user_key)
         state = ConversationState(channel=channel, user_key=user_key, data={})
         return Conversation(state, *(found or (None, None)))
-    state, identity, contact, region = row
+    state, identity, contact = row
     session.expunge(state)
-    return Conversation(state, identity, contact, region)
+    return Conversation(state, identity, contact)
 
 
 _STATE = ConversationState.__table__  # type: ignore[attr-defined]

@@ -62,11 +62,11 @@ class Completeness:
 
 
 async def get_region(*, session: AsyncSession, region_id: int) -> Region | None:
-    return await session.get(Region, region_id)
+    return await _catalogue_row(session, Region, region_id)
 
 
 async def get_office(*, session: AsyncSession, office_id: int) -> Office | None:
-    return await session.get(Office, office_id)
+    return await _catalogue_row(session, Office, office_id)
 
 
 _PERIODS_FOR_OFFICE = (
@@ -107,7 +107,7 @@ async def get_action(*, session: AsyncSession, action_id: int) -> Action | None:
     return await _catalogue_row(session, Action, action_id)
 
 
-CatalogueRow = TypeVar("CatalogueRow", Action, Period)
+CatalogueRow = TypeVar("CatalogueRow", Action, Period, Region, Office)
 _row_cache: weakref.WeakKeyDictionary[Any, dict[tuple[type, int], tuple[float, Any]]]
 _row_cache = weakref.WeakKeyDictionary()
 
@@ -115,16 +115,17 @@ _row_cache = weakref.WeakKeyDictionary()
 async def _catalogue_row(
     session: AsyncSession, model: type[CatalogueRow], row_id: int
 ) -> CatalogueRow | None:
-    """A catalogue row by id, kept per database for WALK_TTL_SECONDS like the walk: nearly
-    every report message reads its action and period, which change only on a catalogue
-    import. The objects are for reading only (they outlive the session that loaded them)."""
+    """A catalogue row (action, period) or a reference row (region, office) by id, kept per
+    database for WALK_TTL_SECONDS like the walk: nearly every report message reads them, and
+    they change only on an import (a renamed office shows its new name within a minute). The
+    objects are for reading only (they outlive the session that loaded them)."""
     cache = _row_cache.setdefault(session.get_bind(), {})
     cached = cache.get((model, row_id))
-    if cached and cached[0] > time.monotonic():
+    if cached and cached[0] > _clock():
         return cast(CatalogueRow, cached[1])
     row = await session.get(model, row_id)
     if row is not None:
-        cache[(model, row_id)] = (time.monotonic() + WALK_TTL_SECONDS, row)
+        cache[(model, row_id)] = (_clock() + WALK_TTL_SECONDS, row)
     return row
 
 
@@ -206,6 +207,7 @@ async def get_submission(*, session: AsyncSession, submission_id: int) -> Submis
 # The walk of an (action, period) is read several times per message but changes only when an
 # operator re-imports the catalogue: keep it a minute, per database engine.
 WALK_TTL_SECONDS = 60.0
+_clock = time.monotonic  # the caches' clock (tests move it)
 _walk_cache: weakref.WeakKeyDictionary[Any, dict[tuple[int, int], tuple[float, list[WalkItem]]]]
 _walk_cache = weakref.WeakKeyDictionary()
 
@@ -215,10 +217,10 @@ async def walk(*, session: AsyncSession, action_id: int, period_id: int) -> list
     cache = _walk_cache.setdefault(session.get_bind(), {})
     key = (action_id, period_id)
     cached = cache.get(key)
-    if cached and cached[0] > time.monotonic():
+    if cached and cached[0] > _clock():
         return cached[1]
     items = await _load_walk(session, action_id, period_id)
-    cache[key] = (time.monotonic() + WALK_TTL_SECONDS, items)
+    cache[key] = (_clock() + WALK_TTL_SECONDS, items)
     return items
 
 
