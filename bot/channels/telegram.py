@@ -139,6 +139,7 @@ class Received(NamedTuple):
     payload: Json
     update: Update | None
 
+
 # do_api_request on a method PTB has makes PTB suggest its own method; here that is deliberate
 # (see TelegramChannel._call and _fetch).
 warnings.filterwarnings("ignore", message=r"Please use 'Bot\.", category=PTBUserWarning)

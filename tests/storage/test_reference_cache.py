@@ -38,4 +38,3 @@ async def test_a_renamed_office_and_rezoned_region_show_after_the_cache_time(
     assert await read() == before  # within the cache time: no query, the old values
     now[0] += 2
     assert await read() == ("Dinas Baru", "Asia/Jayapura")
-
