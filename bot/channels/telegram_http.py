@@ -95,9 +95,11 @@ class AiohttpRequest(BaseRequest):
             connect=_given(connect_timeout, self._connect_timeout),
             pool=_given(pool_timeout, self._pool_timeout),
         )
+        body = _body(request_data)
+        headers = _FORM_HEADERS if isinstance(body, bytes) else None
         try:
             async with self._open().request(
-                method, url, data=_body(request_data), timeout=timeout
+                method, url, data=body, headers=headers, timeout=timeout
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as error:  # aiohttp's timeouts subclass it
@@ -123,13 +125,18 @@ def _given(value: ODVInput[float], default: float | None) -> float | None:
     return default if isinstance(value, DefaultValue) else value
 
 
+_FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
 def _body(request_data: RequestData | None) -> Any:
-    """Form fields as PTB encodes them; files as multipart parts (name, bytes, MIME type)."""
+    """Form fields as PTB encodes them; files as multipart parts (name, bytes, MIME type).
+    Without files the body is PTB's own urlencoding, as bytes: aiohttp's FormData would build
+    the same body at several times the CPU, and this is every reply's request."""
     if request_data is None:
         return None
-    fields = request_data.json_parameters
     if not request_data.contains_files:
-        return fields or None
+        return request_data.url_encoded_parameters().encode() or None
+    fields = request_data.json_parameters
     # Not aiohttp's default quoting: it percent-encodes file names, and Telegram takes
     # filename="..." literally ("Daftar%20Penerima.pdf"). Raw UTF-8 as httpx and browsers send.
     form = aiohttp.FormData(fields, quote_fields=False)
