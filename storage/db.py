@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 from sqlalchemy import event
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection, AsyncAdapt_dbapi_cursor
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 # SQLite: how long its busy handler may hold the event loop, and how long a writer waits, in
@@ -55,65 +59,105 @@ def _sqlite_begin(conn: Any) -> None:
     # fail halfway with "database is locked" when another writer got there first. Readers take
     # no lock at all in WAL mode, and never wait for one.
     begin = "BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITER) else "BEGIN"
-    # Straight on sqlite3's connection: calls run inline anyway (InlineSQLiteConnection), and
-    # a BEGIN through SQLAlchemy's statement machinery cost a quarter of an empty transaction.
+    # Straight on sqlite3's connection (InlineSQLiteConnection wraps it anyway): a BEGIN
+    # through SQLAlchemy's statement machinery cost a quarter of an empty transaction.
     try:
-        conn.connection.driver_connection._conn.execute(begin)
+        conn.connection.driver_connection.execute(begin)
     except sqlite3.OperationalError as error:  # "database is locked": as SQLAlchemy raises it
         raise OperationalError(begin, None, error) from error
 
 
-class _RunNow:
-    """Stands in for the queue to aiosqlite's worker thread: runs each call at once."""
-
-    def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Callable[[], Any]]) -> None:
-        future, function = item
-        try:
-            result = function()
-        except BaseException as error:  # handed to the awaiting caller, as aiosqlite does
-            if future is not None and not future.done():
-                future.set_exception(error)
-        else:
-            if future is not None and not future.done():
-                future.set_result(result)
+async def _nothing() -> None:
+    return None
 
 
-class InlineSQLiteConnection(aiosqlite.Connection):
-    """aiosqlite's connection, with its calls run on the event loop's thread.
+class InlineSQLiteCursor(AsyncAdapt_dbapi_cursor):
+    """A sqlite3 cursor, called directly on the event loop's thread.
 
-    aiosqlite hands every call (cursor, execute, fetch, close: four per statement) to a worker
-    thread and back. A SQLite statement of this bot takes microseconds, the two thread switches
-    around it about a hundred: on a 2-core server they were half the database CPU. Running the
-    calls inline halves it. What it costs: a slow statement blocks the loop while it runs, so
-    nothing here may scan big tables (exports will get their own thread), and lock waits must
-    not happen in SQLite's busy handler (see BUSY_TIMEOUT_MS and transaction()).
+    SQLAlchemy's aiosqlite adapter turns each statement into three awaits (open the cursor,
+    execute and fetch, close), each a chain of coroutines through aiosqlite to its worker
+    thread. A statement of this bot takes SQLite microseconds; the adapter around it took three
+    times what SQLAlchemy itself spends on the statement. Here the calls are plain sqlite3
+    calls, and all rows are fetched at once as the aiosqlite adapter does.
+    What it costs: a slow statement blocks the loop while it runs, so nothing here may scan big
+    tables (exports will get their own thread), and lock waits must not happen in SQLite's busy
+    handler (see BUSY_TIMEOUT_MS and transaction()).
     """
 
-    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
-        super().__init__(connector, iter_chunk_size=64)
-        self._tx = _RunNow()  # type: ignore[assignment]
+    __slots__ = ()
+    _awaitable_cursor_close = False  # close() calls sqlite3's close directly
 
-    def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
-        return self._connect().__await__()  # no worker thread to start
+    def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = self._connection.cursor()
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
 
-    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Every call of the connection and its cursors: run now, without the future that
-        carries a result back from the worker thread."""
-        if not self._running or not self._connection:
-            raise ValueError("Connection closed")
-        return fn(*args, **kwargs)
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        result = self._cursor.execute(operation, () if parameters is None else parameters)
+        if self._cursor.description:
+            self._rows = collections.deque(self._cursor.fetchall())
+        _awaited()
+        return result
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        result = self._cursor.executemany(operation, seq_of_parameters)
+        _awaited()
+        return result
 
 
-def _connect_inline(database: str, **kwargs: Any) -> InlineSQLiteConnection:
-    return InlineSQLiteConnection(partial(sqlite3.connect, database, **kwargs))
+def _awaited() -> None:
+    """SQLAlchemy's AsyncConnection.execute checks that the driver awaited something (to catch
+    a sync driver used by mistake): one await that completes at once, without yielding."""
+    await_(_nothing())
+
+
+class InlineSQLiteConnection(AsyncAdapt_dbapi_connection):
+    """A sqlite3 connection as SQLAlchemy's asyncio engine expects a driver's connection to be,
+    with every call made directly (see InlineSQLiteCursor)."""
+
+    __slots__ = ()
+    _cursor_cls = InlineSQLiteCursor
+    _ss_cursor_cls = InlineSQLiteCursor  # nothing streams; a stream gets its rows at once
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._connection.isolation_level  # type: ignore[no-any-return]
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        self._connection.isolation_level = value
+
+    def create_function(self, *args: Any, **kwargs: Any) -> None:
+        self._connection.create_function(*args, **kwargs)
+
+    def commit(self) -> None:
+        self._connection.commit()
+
+    def rollback(self) -> None:
+        self._connection.rollback()
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+class InlineSQLiteDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The DBAPI module SQLAlchemy's aiosqlite dialect gets (`module=`): its names and errors
+    are aiosqlite's, which are sqlite3's; its connections are InlineSQLiteConnection."""
+
+    def __init__(self) -> None:
+        super().__init__(aiosqlite, sqlite3)
+        self.has_stop = False  # no worker thread to stop: closing is enough
+
+    def connect(self, *args: Any, **kwargs: Any) -> InlineSQLiteConnection:
+        return InlineSQLiteConnection(self, sqlite3.connect(*args, **kwargs))
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if is_sqlite(url):
         _prepare_sqlite_file(url)
-        engine = create_async_engine(
-            url, echo=echo, connect_args={"async_creator_fn": _connect_inline}
-        )
+        engine = create_async_engine(url, echo=echo, module=InlineSQLiteDBAPI())
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine

@@ -1,5 +1,6 @@
 """SQLite on the event loop's thread: a write lock held by another process is waited for
-without stopping the bot, readers never wait, and a lock never released ends in an error."""
+without stopping the bot, readers never wait, a lock never released ends in an error, and
+sqlite3's errors reach the caller as SQLAlchemy's."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from storage import db
 from storage.migrate import upgrade_async
@@ -87,7 +89,7 @@ async def test_a_lock_never_released_ends_in_an_error(sqlite_sessions, monkeypat
 async def test_a_sqlite_transaction_ends_without_yielding_to_the_loop(sqlite_sessions) -> None:
     """transaction() closes a SQLite session directly, without SQLAlchemy's cancellation
     shield, because the commit and the close never give the loop a turn: nothing can cancel
-    them halfway. If that stops being true (a new aiosqlite that yields), this fails."""
+    them halfway. If that stops being true (a SQLAlchemy whose adapter yields), this fails."""
     sessions, _ = sqlite_sessions
     turns = 0
 
@@ -96,11 +98,29 @@ async def test_a_sqlite_transaction_ends_without_yielding_to_the_loop(sqlite_ses
         turns += 1
 
     async with db.transaction(sessions) as session:
-        await session.exec(text("CREATE TABLE closed_inline (x INTEGER)"))
-        await session.exec(text("INSERT INTO closed_inline VALUES (1)"))
         asyncio.get_running_loop().call_soon(count_turn)
-    assert turns == 0  # commit and close ran without the loop running anything else
+        await session.exec(text("CREATE TABLE closed_inline (x INTEGER)"))
+        connection = await session.connection()  # Core's path too
+        await connection.execute(text("INSERT INTO closed_inline VALUES (1)"))
+    assert turns == 0  # statements, commit and close ran without the loop running anything
     await asyncio.sleep(0)
     assert turns == 1
     async with sessions() as session:
         assert (await session.exec(text("SELECT x FROM closed_inline"))).scalar_one() == 1
+
+
+async def test_a_sqlite_error_is_sqlalchemys_and_the_transaction_writes_nothing(
+    sqlite_sessions,
+) -> None:
+    """The inline adapter hands sqlite3's errors to SQLAlchemy, which raises its own."""
+    sessions, _ = sqlite_sessions
+    async with db.transaction(sessions) as session:
+        await session.exec(text("CREATE TABLE unique_x (x INTEGER PRIMARY KEY)"))
+    with pytest.raises(IntegrityError, match="UNIQUE"):
+        async with db.transaction(sessions) as session:
+            connection = await session.connection()
+            await connection.execute(text("INSERT INTO unique_x VALUES (1)"))
+            await connection.execute(text("INSERT INTO unique_x VALUES (2), (1)"))
+    async with sessions() as session:
+        count = (await session.exec(text("SELECT count(*) FROM unique_x"))).scalar_one()
+    assert count == 0
