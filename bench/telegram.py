@@ -164,7 +164,8 @@ async def child(*args: str) -> AsyncIterator[Json]:
         failed = True
         raise
     finally:
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):  # it may have died: its log says why
+            proc.terminate()
         out, err = await asyncio.wait_for(proc.communicate(), 20)
         lines = out.decode().strip().splitlines()
         with contextlib.suppress(ValueError, IndexError):

@@ -1,0 +1,61 @@
+"""reports.save_answer writes with Core, beside the session's unit of work: the rows, the
+objects the turn holds and what the session loads later must all agree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import select
+
+from storage import reports
+from storage.db import transaction
+from storage.models import Answer, Question, Submission
+from tests.support.factories import make_world
+
+
+async def test_an_answer_saved_then_replaced_agrees_everywhere(sessions) -> None:
+    first_at = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    second_at = first_at + timedelta(minutes=5)
+    async with transaction(sessions) as session:
+        world = await make_world(session)
+        submission, _ = await reports.get_or_create_submission(
+            session=session,
+            action_id=world.action.id or 0,
+            office_id=world.office.id or 0,
+            period_id=world.period.id or 0,
+        )
+        question = (await session.exec(select(Question))).first()
+        assert question is not None and question.id is not None
+        answers = await reports.answers_by_question(
+            session=session, submission_id=submission.id or 0
+        )
+        await reports.save_answer(
+            session=session, submission=submission, question_id=question.id, value="25",
+            contact_id=world.focal_point.id, now=first_at, answers=answers,
+        )  # fmt: skip
+        assert answers[question.id].value == "25" and answers[question.id].id is not None
+        # Replaced in the same turn, found in `answers`; then without it, found by a query.
+        await reports.save_answer(
+            session=session, submission=submission, question_id=question.id, value="30",
+            contact_id=None, now=second_at, answers=answers,
+        )  # fmt: skip
+        assert answers[question.id].value == "30"
+        loaded = await reports.answers_by_question(
+            session=session, submission_id=submission.id or 0
+        )
+        assert loaded[question.id].value == "30"
+        await reports.save_answer(
+            session=session, submission=submission, question_id=question.id, value="31",
+            contact_id=None, now=second_at, answers=None,
+        )  # fmt: skip
+        assert submission.updated_at == second_at
+        assert not session.dirty  # nothing left for the flush at commit to write again
+
+    async with sessions() as session:
+        rows = (await session.exec(select(Answer))).all()
+        stored = await session.get(Submission, submission.id)
+    assert [(row.question_id, row.value, row.answered_by_id) for row in rows] == [
+        (question.id, "31", None)
+    ]
+    assert rows[0].answered_at == second_at
+    assert stored is not None and stored.updated_at == second_at
