@@ -358,7 +358,7 @@ async def _receive_file(
         if turn.contact
         else None
     )
-    reports.add_evidence(
+    await reports.add_evidence(
         session=turn.session,
         submission=submission,
         file=EvidenceFile(

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -366,15 +367,31 @@ async def save_answer(
         )
     if answers is not None:
         answers[question_id] = existing
+    await _touch(connection, submission, now)
+
+
+_EVIDENCE = EvidenceFile.__table__  # type: ignore[attr-defined]
+_INSERT_EVIDENCE = insert(_EVIDENCE)
+_EVIDENCE_COLUMNS = [column.key for column in _EVIDENCE.columns if column.key != "id"]
+
+
+async def add_evidence(
+    *, session: AsyncSession, submission: Submission, file: EvidenceFile
+) -> None:
+    """Insert a new file's row (with Core, as save_answer does); `file` gets its id."""
+    connection = await session.connection()
+    values = {key: getattr(file, key) for key in _EVIDENCE_COLUMNS}
+    inserted = await connection.execute(_INSERT_EVIDENCE, values)
+    file.id = inserted.inserted_primary_key[0]
+    await _touch(connection, submission, file.received_at)
+
+
+async def _touch(connection: AsyncConnection, submission: Submission, now: datetime) -> None:
+    """The report changed now: its updated_at, in the row and as the object's committed state."""
     await connection.execute(
         _TOUCH_SUBMISSION, {"submission_id": submission.id, "b_updated_at": now}
     )
     set_committed_value(submission, "updated_at", now)
-
-
-def add_evidence(*, session: AsyncSession, submission: Submission, file: EvidenceFile) -> None:
-    session.add(file)
-    submission.updated_at = file.received_at
 
 
 async def completeness(
