@@ -7,7 +7,7 @@ event keeps the platform payload in `raw` as an escape hatch (never for business
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -102,8 +102,14 @@ Outgoing = OutText | OutFile
 
 
 def outgoing_to_payload(message: Outgoing) -> dict[str, Any]:
-    kind = "text" if isinstance(message, OutText) else "file"
-    return {"type": kind, **asdict(message)}
+    """The outbox row's JSON. Built field by field: dataclasses.asdict deep-copies every value
+    through a recursion, and this runs for every reply."""
+    if isinstance(message, OutFile):
+        return {"type": "file", **vars(message)}
+    payload = {"type": "text", **vars(message)}
+    payload["choices"] = [{"id": choice.id, "label": choice.label} for choice in message.choices]
+    payload["template_params"] = list(message.template_params)
+    return payload
 
 
 def outgoing_from_payload(payload: dict[str, Any]) -> Outgoing:
