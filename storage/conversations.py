@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import core_connection
 from storage.models import (
     Channel,
     ChannelIdentity,
@@ -86,7 +87,7 @@ async def claim_inbound(*, session: AsyncSession, channel: Channel, message_id: 
     One statement: insert it as processed, or flip a webhook's stored `received` row; a row
     already `processed` is left alone and nothing is returned.
     """
-    connection = await session.connection()
+    connection = await core_connection(session)
     statement = _CLAIM_INBOUND[connection.dialect.name]
     params = {"channel": channel, "message_id": message_id, "now": utcnow()}
     result = await connection.execute(statement, params)
@@ -183,7 +184,7 @@ async def save_state(*, session: AsyncSession, state: ConversationState) -> None
     if state.id is None:
         session.add(state)
         return
-    connection = await session.connection()
+    connection = await core_connection(session)
     await connection.execute(
         _SAVE_STATE,
         {
@@ -312,7 +313,7 @@ async def insert_outbox(
     takes them (the engine's replies: they never enter the session)."""
     if not rows:
         return []
-    connection = await session.connection()
+    connection = await core_connection(session)
     if len(rows) == 1:  # most turns: a plain INSERT, without the many-rows machinery
         ids = [(await connection.execute(_INSERT_OUTBOX_ROW, rows[0])).scalar_one()]
     else:
@@ -347,7 +348,7 @@ async def has_waiting_outbox(
 ) -> bool:
     """Whether a message to this recipient waits to be claimed: due now, or held for a retry."""
     params = {"channel": channel, "recipient": recipient, "now": now}
-    connection = await session.connection()
+    connection = await core_connection(session)
     return (await connection.execute(_WAITING_FOR_RECIPIENT, params)).first() is not None
 
 
@@ -386,7 +387,7 @@ async def claim_due_outbox(
     """Take due messages for sending, in id order (skipping rows another sender holds, on
     PostgreSQL). A message waits while an earlier one to the same recipient is held back for a
     retry: each recipient gets their messages in the order they were written."""
-    connection = await session.connection()
+    connection = await core_connection(session)
     params = {"channel": channel, "now": now, "limit": limit}
     claimed = [
         QueuedMessage(id=row.id, channel=row.channel, recipient=row.recipient,
@@ -474,7 +475,7 @@ async def update_outbox_rows(
         )
     if not by_columns:
         return
-    connection = await session.connection()
+    connection = await core_connection(session)
     for columns, rows in by_columns.items():
         await connection.execute(_outbox_update(columns), rows)
 

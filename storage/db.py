@@ -9,7 +9,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 from sqlalchemy import event
@@ -17,7 +17,12 @@ from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection, AsyncAdap
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -168,6 +173,26 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+_CORE_CONNECTION = "laporham_core_connection"  # session.info key: (transaction, connection)
+
+
+async def core_connection(session: AsyncSession) -> AsyncConnection:
+    """The session's connection, for Core statements. Looked up once per transaction: each
+    AsyncSession.connection() is a trip through a greenlet into the session's transaction
+    bookkeeping, and a message runs several Core statements."""
+    transaction = session.sync_session.get_transaction()
+    cached = session.info.get(_CORE_CONNECTION)
+    if transaction is not None and transaction.is_active and cached and cached[0] is transaction:
+        return cast(AsyncConnection, cached[1])
+    connection = await session.connection()
+    _remember_core_connection(session, connection)
+    return connection
+
+
+def _remember_core_connection(session: AsyncSession, connection: AsyncConnection) -> None:
+    session.info[_CORE_CONNECTION] = (session.sync_session.get_transaction(), connection)
+
+
 # SQLite has one writer. Queueing writers on an asyncio lock is fairer and faster than letting
 # them spin in SQLite's busy handler (which sleeps and retries, and makes tail latency long).
 _sqlite_writers: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -222,7 +247,8 @@ async def _begin_writing(sessions: async_sessionmaker[AsyncSession]) -> AsyncSes
     while True:
         session = sessions()
         try:
-            await session.connection(execution_options={WRITER: True})
+            connection = await session.connection(execution_options={WRITER: True})
+            _remember_core_connection(session, connection)
             return session
         except OperationalError as error:
             await session.close()

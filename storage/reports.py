@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import core_connection
 from storage.models import (
     Action,
     Answer,
@@ -286,7 +287,7 @@ async def answers_by_question(*, session: AsyncSession, submission_id: int) -> d
 
 async def evidence_counts(*, session: AsyncSession, submission_id: int) -> Counter[int]:
     await session.flush()  # Core skips the ORM's autoflush: count the files just added too
-    connection = await session.connection()  # Core: no ORM objects needed
+    connection = await core_connection(session)  # Core: no ORM objects needed
     rows = await connection.execute(_EVIDENCE_COUNTS, {"submission_id": submission_id})
     return Counter({requirement_id: count for requirement_id, count in rows})
 
@@ -347,7 +348,7 @@ async def save_answer(
                 )
             )
         ).first()
-    connection = await session.connection()
+    connection = await core_connection(session)
     fields = {"value": value, "answered_by_id": contact_id, "answered_at": now}
     if existing is not None:
         await connection.execute(
@@ -379,7 +380,7 @@ async def add_evidence(
     *, session: AsyncSession, submission: Submission, file: EvidenceFile
 ) -> None:
     """Insert a new file's row (with Core, as save_answer does); `file` gets its id."""
-    connection = await session.connection()
+    connection = await core_connection(session)
     values = {key: getattr(file, key) for key in _EVIDENCE_COLUMNS}
     inserted = await connection.execute(_INSERT_EVIDENCE, values)
     file.id = inserted.inserted_primary_key[0]

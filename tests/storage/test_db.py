@@ -124,3 +124,18 @@ async def test_a_sqlite_error_is_sqlalchemys_and_the_transaction_writes_nothing(
     async with sessions() as session:
         count = (await session.exec(text("SELECT count(*) FROM unique_x"))).scalar_one()
     assert count == 0
+
+
+async def test_core_connection_is_the_transactions_own(sessions) -> None:
+    """Cached per transaction: the same within one, a fresh one after commit or rollback."""
+    async with sessions() as session:
+        first = await db.core_connection(session)
+        assert await db.core_connection(session) is first
+        assert first.sync_connection is (await session.connection()).sync_connection
+        await session.commit()
+        second = await db.core_connection(session)
+        assert second.sync_connection is (await session.connection()).sync_connection
+        await session.rollback()
+        third = await db.core_connection(session)
+        assert (await third.execute(text("SELECT 1"))).scalar_one() == 1
+        assert third.sync_connection is (await session.connection()).sync_connection
