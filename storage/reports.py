@@ -286,7 +286,7 @@ async def answers_by_question(*, session: AsyncSession, submission_id: int) -> d
 
 
 async def evidence_counts(*, session: AsyncSession, submission_id: int) -> Counter[int]:
-    await session.flush()  # Core skips the ORM's autoflush: count the files just added too
+    await session.flush()  # Core skips the ORM's autoflush: files changed in the session count
     connection = await core_connection(session)  # Core: no ORM objects needed
     rows = await connection.execute(_EVIDENCE_COUNTS, {"submission_id": submission_id})
     return Counter({requirement_id: count for requirement_id, count in rows})

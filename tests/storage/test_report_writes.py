@@ -6,24 +6,30 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import reports
 from storage.db import transaction
 from storage.models import Answer, EvidenceFile, EvidenceRequirement, Question, Submission
-from tests.support.factories import make_world
+from tests.support.factories import World, make_world
+
+
+async def draft_report(session: AsyncSession) -> tuple[World, Submission]:
+    world = await make_world(session)
+    submission, _ = await reports.get_or_create_submission(
+        session=session,
+        action_id=world.action.id or 0,
+        office_id=world.office.id or 0,
+        period_id=world.period.id or 0,
+    )
+    return world, submission
 
 
 async def test_an_answer_saved_then_replaced_agrees_everywhere(sessions) -> None:
     first_at = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     second_at = first_at + timedelta(minutes=5)
     async with transaction(sessions) as session:
-        world = await make_world(session)
-        submission, _ = await reports.get_or_create_submission(
-            session=session,
-            action_id=world.action.id or 0,
-            office_id=world.office.id or 0,
-            period_id=world.period.id or 0,
-        )
+        world, submission = await draft_report(session)
         question = (await session.exec(select(Question))).first()
         assert question is not None and question.id is not None
         answers = await reports.answers_by_question(
@@ -64,13 +70,7 @@ async def test_an_answer_saved_then_replaced_agrees_everywhere(sessions) -> None
 async def test_added_evidence_gets_its_id_and_counts_at_once(sessions) -> None:
     received_at = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
     async with transaction(sessions) as session:
-        world = await make_world(session)
-        submission, _ = await reports.get_or_create_submission(
-            session=session,
-            action_id=world.action.id or 0,
-            office_id=world.office.id or 0,
-            period_id=world.period.id or 0,
-        )
+        _, submission = await draft_report(session)
         requirement = (await session.exec(select(EvidenceRequirement))).first()
         assert requirement is not None and requirement.id is not None
         file = EvidenceFile(
