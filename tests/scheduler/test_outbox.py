@@ -35,19 +35,10 @@ from storage import conversations
 from storage.db import transaction
 from storage.models import Channel, ChannelIdentity, Contact, OutboxMessage, OutboxStatus, Role
 from storage.types import utcnow
+from tests.support.fake_channel import BUTTONS
 
 X = "1001"
 Y = "2002"
-
-CAPABILITIES = Capabilities(
-    max_text=4096,
-    max_caption=1024,
-    max_choices=8,
-    max_choice_label=40,
-    inline_buttons=True,
-    contact_button=True,
-    max_download_bytes=20 * 1024 * 1024,
-)
 
 _keys = itertools.count(1)
 
@@ -70,7 +61,7 @@ class ScriptedChannel:
 
     name = Channel.telegram
 
-    def __init__(self, capabilities: Capabilities = CAPABILITIES) -> None:
+    def __init__(self, capabilities: Capabilities = BUTTONS) -> None:
         self.capabilities = capabilities
         self.tried: list[tuple[str, str]] = []  # every call of send, in call order
         self.sent: list[tuple[str, str]] = []  # the calls that succeeded
@@ -491,7 +482,7 @@ async def test_the_inbound_window_is_looked_up_only_for_channels_that_need_it(
     await add_identity(sessions, X, last_inbound_at=last_wrote)
     await enqueue(sessions, clock, X, "A")
     await enqueue(sessions, clock, Y, "B")  # no identity: never wrote
-    windowed = ScriptedChannel(replace(CAPABILITIES, needs_inbound_window=True))
+    windowed = ScriptedChannel(replace(BUTTONS, needs_inbound_window=True))
     sender = OutboxSender(sessions=sessions, channels={Channel.telegram: windowed}, clock=clock)
 
     await sender.drain()
