@@ -82,7 +82,7 @@ async def _match_own_number(turn: Turn) -> bool:
 
 
 async def _contact_shared(turn: Turn, event: ContactShared) -> None:
-    if not event.is_own:
+    if not event.is_own or not _is_senders_number(turn, event.phone):
         turn.say("register.not_own_contact")
         ask_contact(turn)
         return
@@ -97,6 +97,17 @@ async def _contact_shared(turn: Turn, event: ContactShared) -> None:
         turn.say("register.unknown_phone", phone=phone)
         return
     await _link(turn, contact)
+
+
+def _is_senders_number(turn: Turn, shared: str) -> bool:
+    """Where the channel's user key is the phone number (WhatsApp), a shared number counts only
+    when it is that number: a second line of defence behind the channel's own check."""
+    if not turn.capabilities.user_key_is_phone:
+        return True
+    try:
+        return normalise_phone(shared) == whatsapp_id_to_phone(turn.event.user_key)
+    except InvalidPhone:
+        return False
 
 
 async def redeem(turn: Turn, code: str) -> None:

@@ -644,12 +644,16 @@ def _file_event(message: Message, base: dict[str, Any]) -> Inbound:
 
 
 def _contact_event(message: Message, base: dict[str, Any]) -> Inbound:
-    for contact in message.contacts:
-        for phone in contact.phones:
-            number = phone.phone or phone.wa_id
-            if number:
-                own = bool(phone.wa_id) and _digits(phone.wa_id or "") == _digits(message.sender)
-                return ContactShared(**base, phone=number, is_own=own)
+    """A shared contact card. Its fields are typed by the sender: a card only tells whether it
+    is the sender's own (one of its wa_ids is the sender's), and then the number is the sender's
+    own `from`, never the card's `phone`, which can name anyone."""
+    sender = _digits(message.sender)
+    phones = [phone for contact in message.contacts for phone in contact.phones]
+    if any(_digits(phone.wa_id or "") == sender for phone in phones):
+        return ContactShared(**base, phone=f"+{sender}", is_own=True)
+    for phone in phones:
+        if number := phone.phone or phone.wa_id:
+            return ContactShared(**base, phone=number, is_own=False)
     return Unsupported(**base, kind="contacts")
 
 

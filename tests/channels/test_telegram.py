@@ -25,10 +25,12 @@ from storage.db import transaction
 from storage.models import (
     Channel,
     ChannelIdentity,
+    Contact,
     EvidenceFile,
     InboxMessage,
     OutboxMessage,
     OutboxStatus,
+    Role,
     Submission,
     SubmissionStatus,
 )
@@ -289,6 +291,42 @@ async def test_someone_elses_contact_is_refused(api, settings, sessions, world) 
         await user.command("lapor", "Bagikan nomor saya")  # still not registered
     async with sessions() as session:
         assert (await session.exec(select(ChannelIdentity))).all() == []
+
+
+# Every way a Telegram user can claim a number: only a contact whose user_id is the sender's
+# own counts (Telegram fills user_id from the number itself, so it can't be forged).
+ADMIN_PHONE = "+6281200000099"
+CLAIMS = {
+    # name: (phone on the card, the card's user_id (SELF: the sender's), who they become, reply)
+    "own number, imported": (FOCAL_PHONE, "SELF", "Siti Rahma", "Siti Rahma"),
+    "own card, number not imported": ("+6289900000009", "SELF", None, "belum ada di daftar"),
+    "the admin's card": (ADMIN_PHONE, 999, None, "bukan milik akun Anda"),
+    "a card with no user_id": (ADMIN_PHONE, None, None, "bukan milik akun Anda"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLAIMS))
+async def test_every_way_to_claim_a_number(api, settings, sessions, world, case: str) -> None:
+    phone, card_user, registered_as, phrase = CLAIMS[case]
+    async with sessions() as session:
+        session.add(
+            Contact(
+                name="Admin Pusat", phone=ADMIN_PHONE, role=Role.admin, region_id=world.region.id
+            )
+        )
+        await session.commit()
+    user = Person(api, 710010)
+    contact_user_id = user.user_id if card_user == "SELF" else card_user
+    async with running(settings):
+        await user.text("halo", "Bagikan nomor saya")
+        await user.push(
+            contact_update(user.user_id, phone, contact_user_id=contact_user_id), phrase
+        )
+    async with sessions() as session:
+        found = await conversations.find_identity(
+            session=session, channel=Channel.telegram, external_id=str(user.user_id)
+        )
+    assert (found[1].name if found else None) == registered_as
 
 
 async def test_command_addressed_to_the_bot_by_name(api, settings, world) -> None:

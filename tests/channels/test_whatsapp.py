@@ -28,10 +28,12 @@ from storage.evidence import LocalEvidenceStore
 from storage.models import (
     Channel,
     ChannelIdentity,
+    Contact,
     EvidenceFile,
     InboxMessage,
     OutboxMessage,
     OutboxStatus,
+    Role,
     Submission,
     SubmissionStatus,
 )
@@ -303,6 +305,79 @@ async def test_unregistered_number_is_asked_for_an_invite(whatsapp: WhatsApp, se
     await whatsapp.post(wp.unsupported_message(stranger, "reaction"))
     await whatsapp.settle()
     assert len(whatsapp.api.sent_messages()) == before
+
+
+# Every way a WhatsApp sender can claim a number. The sender's number is their own `from`; a
+# contact card's fields are typed by the sender and must never register anyone else.
+ADMIN = "6281200000099"
+OUTSIDER = "6289900000009"
+
+
+def _card(sender: str, *, phone: str, card_wa_id: str | None) -> Json:
+    payload = wp.contacts_message(sender, phone)
+    card = payload["entry"][0]["changes"][0]["value"]["messages"][0]["contacts"][0]["phones"][0]
+    if card_wa_id is None:
+        del card["wa_id"]
+    else:
+        card["wa_id"] = card_wa_id
+    return payload
+
+
+CLAIMS = {
+    # name: (sender, what they send, who the sender is afterwards, a phrase of the reply)
+    "own number, imported": (ADMIN, wp.text_message(ADMIN, "halo"), "Admin Pusat", "Admin Pusat"),
+    "card naming the admin, wa_id forged to the sender's": (
+        OUTSIDER,
+        _card(OUTSIDER, phone=ADMIN, card_wa_id=OUTSIDER),
+        None,
+        "belum ada di daftar kontak",
+    ),
+    "the admin's own card": (
+        OUTSIDER,
+        _card(OUTSIDER, phone=ADMIN, card_wa_id=ADMIN),
+        None,
+        "bukan milik akun Anda",
+    ),
+    "card with a number and no wa_id": (
+        OUTSIDER,
+        _card(OUTSIDER, phone=ADMIN, card_wa_id=None),
+        None,
+        "bukan milik akun Anda",
+    ),
+    "the sender's own card, not imported": (
+        OUTSIDER,
+        _card(OUTSIDER, phone=OUTSIDER, card_wa_id=OUTSIDER),
+        None,
+        "belum ada di daftar kontak",
+    ),
+    "an imported focal point sending the admin's card": (
+        SITI,
+        _card(SITI, phone=ADMIN, card_wa_id=SITI),
+        "Siti Rahma",
+        "Siti Rahma",
+    ),
+    "a wrong invite code": (OUTSIDER, wp.text_message(OUTSIDER, "/daftar ABCD-1234"), None, "Kode"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLAIMS))
+async def test_every_way_to_claim_a_number(whatsapp: WhatsApp, sessions, case: str) -> None:
+    sender, payload, registered_as, phrase = CLAIMS[case]
+    world = await _world(sessions)
+    async with sessions() as session:
+        session.add(
+            Contact(
+                name="Admin Pusat", phone=f"+{ADMIN}", role=Role.admin, region_id=world.province.id
+            )
+        )
+        await session.commit()
+    replies = await whatsapp.say(payload)
+    assert phrase in _joined(replies)
+    async with sessions() as session:
+        found = await conversations.find_identity(
+            session=session, channel=Channel.whatsapp, external_id=sender
+        )
+    assert (found[1].name if found else None) == registered_as
 
 
 async def test_stored_but_unhandled_message_is_replayed(whatsapp: WhatsApp, sessions) -> None:
