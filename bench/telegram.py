@@ -91,8 +91,8 @@ def jpeg(index: int) -> bytes:
 
 
 async def serve_product(api_url: str, database_url: str, data_dir: str) -> None:
-    from bot.app import run_channels
-    from bot.channels.telegram import Limits, TelegramChannel
+    from bot.app import evidence_store, run_channels, telegram_channel
+    from bot.channels.telegram import Limits
     from bot.settings import Settings
 
     settings = Settings(
@@ -103,7 +103,7 @@ async def serve_product(api_url: str, database_url: str, data_dir: str) -> None:
         http_port=0,
     )
     unlimited = Limits(overall_per_second=1_000_000, chat_burst=1_000_000, chat_period=1)
-    channel = TelegramChannel.from_settings(settings, limits=unlimited)
+    channel = telegram_channel(settings, evidence_store(settings), limits=unlimited)
     await run_channels(settings, [channel])
 
 

@@ -44,7 +44,7 @@ from starlette.routing import Route
 # Allow running as a plain script from the repository root or from bench/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.app import App, build, prepare_database
+from bot.app import App, build, evidence_store, prepare_database, whatsapp_channel
 from bot.channels.whatsapp import WEBHOOK_PATH, WhatsAppChannel
 from bot.http import HttpServer, build_app
 from bot.settings import Settings
@@ -150,7 +150,7 @@ async def measure_product(args: argparse.Namespace, workdir: Path) -> tuple[floa
             http_port=0,
         )
         await prepare_database(settings, seed_demo=False)
-        adapter = WhatsAppChannel.from_settings(settings)
+        adapter = whatsapp_channel(settings, evidence_store(settings))
         app = build(settings, [adapter])
         await seed(app, args.users)
         http = HttpServer(build_app(adapter.routes(app.engine)), host="127.0.0.1", port=0)

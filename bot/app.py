@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.console import ConsoleChannel
-from bot.engine.channel import ChannelAdapter
+from bot.engine.channel import Channel, ChannelAdapter
 from bot.engine.dispatch import Engine
 from bot.http import HttpServer, build_app
 from bot.settings import Settings
@@ -24,9 +23,12 @@ from handlers.router import route, wants_file
 from scheduler.jobs import Job, build_scheduler
 from scheduler.outbox import OutboxSender
 from storage.db import create_engine, session_factory, transaction
-from storage.evidence import LocalEvidenceStore
+from storage.evidence import EvidenceStore, LocalEvidenceStore
 from storage.migrate import upgrade_async
-from storage.models import Channel
+
+if TYPE_CHECKING:  # each channel module pulls its chat library: imported only when configured
+    from bot.channels.telegram import Limits, TelegramChannel
+    from bot.channels.whatsapp import WhatsAppChannel
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +55,17 @@ def build(settings: Settings, channels: list[ChannelAdapter] | None = None) -> A
         channels=by_name,
         router=route,
         wants_file=wants_file,
-        evidence_store=LocalEvidenceStore(settings.evidence_dir),
+        evidence_store=evidence_store(settings),
         max_upload_bytes=settings.max_upload_bytes,
     )
     sender = OutboxSender(sessions=sessions, channels=by_name, wakeup=engine.outbox_ready)
     engine.hand_off = sender  # used only while sender.run() is running
     return App(settings, db, sessions, engine, sender, by_name)
+
+
+def evidence_store(settings: Settings) -> EvidenceStore:
+    """The one kind of store there is today: files under LAPORHAM_DATA_DIR."""
+    return LocalEvidenceStore(settings.evidence_dir)
 
 
 async def prepare_database(settings: Settings, *, seed_demo: bool) -> bool:
@@ -81,14 +88,45 @@ def configured_channels(settings: Settings) -> list[ChannelAdapter]:
     """The chat channels the settings turn on. Imported lazily: each pulls its own library."""
     channels: list[ChannelAdapter] = []
     if settings.telegram_enabled:
-        from bot.channels.telegram import TelegramChannel
-
-        channels.append(TelegramChannel.from_settings(settings))
+        channels.append(telegram_channel(settings, evidence_store(settings)))
     if settings.whatsapp_enabled:
-        from bot.channels.whatsapp import WhatsAppChannel
-
-        channels.append(WhatsAppChannel.from_settings(settings))
+        channels.append(whatsapp_channel(settings, evidence_store(settings)))
     return channels
+
+
+def telegram_channel(
+    settings: Settings, store: EvidenceStore, *, limits: Limits | None = None
+) -> TelegramChannel:
+    from bot.channels.telegram import TelegramChannel
+
+    if not settings.telegram_token:
+        raise ValueError("LAPORHAM_TELEGRAM_TOKEN is not set")
+    # httpx logs every request URL at INFO, and Bot API URLs contain the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return TelegramChannel(
+        token=settings.telegram_token,
+        api_url=settings.telegram_api_url,
+        store=store,
+        webhook_url=settings.telegram_webhook_url,
+        webhook_secret=settings.telegram_webhook_secret,
+        limits=limits,
+    )
+
+
+def whatsapp_channel(settings: Settings, store: EvidenceStore) -> WhatsAppChannel:
+    from bot.channels.whatsapp import WhatsAppChannel
+
+    if not settings.whatsapp_token or not settings.whatsapp_phone_number_id:
+        raise ValueError("LAPORHAM_WHATSAPP_TOKEN and _PHONE_NUMBER_ID are required")
+    return WhatsAppChannel(
+        token=settings.whatsapp_token,
+        phone_number_id=settings.whatsapp_phone_number_id,
+        app_secret=settings.whatsapp_app_secret,
+        verify_token=settings.whatsapp_verify_token,
+        api_url=settings.whatsapp_api_url,
+        evidence_store=store,
+        template_language=settings.whatsapp_template_language,
+    )
 
 
 async def run_console(settings: Settings, *, input_stream: TextIO | None = None) -> None:
@@ -98,7 +136,7 @@ async def run_console(settings: Settings, *, input_stream: TextIO | None = None)
     await http.start()
     try:
         await app.sender.recover()
-        await console.run(
+        await console.converse(
             app.engine.handle,
             app.sender.drain_all,
             input_stream=input_stream,
@@ -126,7 +164,7 @@ async def run_channels(
     """Serve chat channels until cancelled: their receivers, the sender, HTTP and the jobs.
     `on_http_started` gets the bound port (useful with LAPORHAM_HTTP_PORT=0)."""
     app = build(settings, channels)
-    routes = [r for adapter in channels for r in getattr(adapter, "routes", list)(app.engine)]
+    routes = [route for adapter in channels for route in adapter.routes(app.engine)]
     http = HttpServer(build_app(routes), host=settings.http_host, port=settings.http_port)
     await http.start()
     log.info("HTTP server on %s:%s", settings.http_host, http.port)
@@ -134,12 +172,10 @@ async def run_channels(
         on_http_started(http.port)
     scheduler = build_scheduler(jobs(app))
     scheduler.start()
-    settle_garbage_collector()
     tasks = [asyncio.create_task(app.sender.run(), name="outbox-sender")]
     tasks += [
-        asyncio.create_task(adapter.run(app.engine), name=f"channel-{adapter.name}")  # type: ignore[attr-defined]
+        asyncio.create_task(_serve(adapter, app.engine), name=f"channel-{adapter.name}")
         for adapter in channels
-        if hasattr(adapter, "run")
     ]
     try:
         await app.engine.replay_stored()
@@ -152,24 +188,14 @@ async def run_channels(
                 await task
         scheduler.shutdown(wait=False)
         for adapter in channels:
-            close = getattr(adapter, "close", None)
-            if close:
-                await close()
+            await adapter.close()
         await http.stop()
         await app.close()
 
 
-def settle_garbage_collector() -> None:
-    """Once started: move what start-up built (modules, mappers, the catalogue) out of the
-    collector's sight, and collect young objects less often. Every message makes and drops
-    thousands of small objects (ORM rows, PTB objects, SQL parameters); with the defaults the
-    collector ran every few hundred allocations and rescanned start-up's objects each time."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-
-
-GC_YOUNG_THRESHOLD = 10_000  # Python's default is 700
+async def _serve(adapter: ChannelAdapter, engine: Engine) -> None:
+    await adapter.start(engine)
+    await adapter.run(engine)
 
 
 def jobs(app: App) -> list[Job]:

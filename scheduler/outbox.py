@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.channel import (
+    Channel,
     ChannelAdapter,
     PermanentSendError,
     RecipientUnreachable,
@@ -58,7 +59,7 @@ from bot.engine.events import outgoing_from_payload
 from storage import conversations
 from storage.conversations import QueuedMessage
 from storage.db import transaction
-from storage.models import Channel, OutboxStatus
+from storage.models import OutboxStatus
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import core_connection
 from storage.models import (
-    Channel,
     ChannelIdentity,
     Contact,
     ConversationState,
@@ -34,7 +33,7 @@ from storage.types import utcnow
 
 
 async def store_received(
-    *, session: AsyncSession, channel: Channel, message_id: str, payload: dict[str, Any]
+    *, session: AsyncSession, channel: str, message_id: str, payload: dict[str, Any]
 ) -> bool:
     """Webhooks: keep the raw message before answering 200. False when it was seen already."""
     return await _insert_once(
@@ -80,7 +79,7 @@ _CLAIM_INBOUND = {
 }
 
 
-async def claim_inbound(*, session: AsyncSession, channel: Channel, message_id: str) -> bool:
+async def claim_inbound(*, session: AsyncSession, channel: str, message_id: str) -> bool:
     """Mark a message processed within the caller's transaction. False if it was processed
     already (a redelivery), so the caller does nothing.
 
@@ -94,7 +93,7 @@ async def claim_inbound(*, session: AsyncSession, channel: Channel, message_id: 
     return result.first() is not None
 
 
-async def is_processed(*, session: AsyncSession, channel: Channel, message_id: str) -> bool:
+async def is_processed(*, session: AsyncSession, channel: str, message_id: str) -> bool:
     statement = select(InboxMessage.id).where(
         InboxMessage.channel == channel,
         InboxMessage.message_id == message_id,
@@ -104,7 +103,7 @@ async def is_processed(*, session: AsyncSession, channel: Channel, message_id: s
 
 
 async def unprocessed_inbound(
-    *, session: AsyncSession, channel: Channel, limit: int = 500
+    *, session: AsyncSession, channel: str, limit: int = 500
 ) -> list[InboxMessage]:
     """Webhook messages stored but not processed (the process died in between)."""
     statement = (
@@ -143,9 +142,7 @@ _OPEN_CONVERSATION = (
 )
 
 
-async def open_conversation(
-    *, session: AsyncSession, channel: Channel, user_key: str
-) -> Conversation:
+async def open_conversation(*, session: AsyncSession, channel: str, user_key: str) -> Conversation:
     """The user's state, locked for this transaction (PostgreSQL), with their channel identity
     and contact, in one SELECT: this runs for every message. (The contact's region, read on
     most messages too, comes from `reports.get_region`'s cache.)
@@ -209,7 +206,7 @@ _FIND_IDENTITY = (
 
 
 async def find_identity(
-    *, session: AsyncSession, channel: Channel, external_id: str
+    *, session: AsyncSession, channel: str, external_id: str
 ) -> tuple[ChannelIdentity, Contact] | None:
     params = {"channel": channel, "external_id": external_id}
     row = (await session.exec(_FIND_IDENTITY, params=params)).first()
@@ -221,7 +218,7 @@ def attach_identity(
     session: AsyncSession,
     contact: Contact,
     identity: ChannelIdentity | None,
-    channel: Channel,
+    channel: str,
     external_id: str,
 ) -> ChannelIdentity:
     """Attach a channel identity to a contact (moving it if it belonged to someone else).
@@ -252,7 +249,7 @@ class QueuedMessage:
     (An ORM OutboxMessage costs more CPU to build than the INSERT that writes it.)"""
 
     id: int
-    channel: Channel
+    channel: str
     recipient: str
     payload: dict[str, Any]
     attempts: int
@@ -264,7 +261,7 @@ _OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 def outbox_row(
     *,
     idempotency_key: str,
-    channel: Channel,
+    channel: str,
     recipient: str,
     payload: dict[str, Any],
     contact_id: int | None = None,
@@ -344,7 +341,7 @@ _WAITING_FOR_RECIPIENT = (
 
 
 async def has_waiting_outbox(
-    *, session: AsyncSession, channel: Channel, recipient: str, now: datetime
+    *, session: AsyncSession, channel: str, recipient: str, now: datetime
 ) -> bool:
     """Whether a message to this recipient waits to be claimed: due now, or held for a retry."""
     params = {"channel": channel, "recipient": recipient, "now": now}
@@ -382,7 +379,7 @@ _MARK_SENDING = (
 
 
 async def claim_due_outbox(
-    *, session: AsyncSession, channel: Channel, now: datetime, limit: int
+    *, session: AsyncSession, channel: str, now: datetime, limit: int
 ) -> list[QueuedMessage]:
     """Take due messages for sending, in id order (skipping rows another sender holds, on
     PostgreSQL). A message waits while an earlier one to the same recipient is held back for a
@@ -413,14 +410,14 @@ async def release_stale_sending(*, session: AsyncSession, older_than: datetime) 
 
 
 async def last_inbound_at(
-    *, session: AsyncSession, channel: Channel, external_id: str
+    *, session: AsyncSession, channel: str, external_id: str
 ) -> datetime | None:
     found = await find_identity(session=session, channel=channel, external_id=external_id)
     return found[0].last_inbound_at if found else None
 
 
 async def mark_unreachable(
-    *, session: AsyncSession, channel: Channel, external_id: str, now: datetime
+    *, session: AsyncSession, channel: str, external_id: str, now: datetime
 ) -> None:
     found = await find_identity(session=session, channel=channel, external_id=external_id)
     if found:
@@ -428,7 +425,7 @@ async def mark_unreachable(
 
 
 async def peek_state(
-    *, session: AsyncSession, channel: Channel, user_key: str
+    *, session: AsyncSession, channel: str, user_key: str
 ) -> ConversationState | None:
     """The user's state without locking or creating it (for checks outside a transaction)."""
     statement = select(ConversationState).where(
@@ -438,7 +435,7 @@ async def peek_state(
 
 
 async def peek_state_for_file(
-    *, session: AsyncSession, channel: Channel, user_key: str, message_id: str
+    *, session: AsyncSession, channel: str, user_key: str, message_id: str
 ) -> ConversationState | None:
     """Before a file's transaction: the state of a registered user (without locking or creating
     it), or None when the user is unknown or the message was handled already. One SELECT for

@@ -164,9 +164,7 @@ def test_catalogue_import_of_a_missing_file_fails_cleanly(laporham) -> None:
     assert "tidak-ada.yaml" in result.stderr
 
 
-def test_catalogue_error_shows_a_file_name_with_brackets_verbatim(
-    laporham, tmp_path: Path
-) -> None:
+def test_catalogue_error_shows_a_file_name_with_brackets_verbatim(laporham, tmp_path: Path) -> None:
     assert laporham("db", "upgrade").returncode == 0
     (tmp_path / "katalog [draft].yaml").write_text(BROKEN_YAML, encoding="utf-8")
     result = laporham("catalogue", "import", "katalog [draft].yaml")
@@ -213,8 +211,7 @@ def test_catalogue_errors_are_one_per_line(laporham, tmp_path: Path) -> None:
     assert_clean_failure(result)
     lines = result.stderr.splitlines()
     assert any(
-        "actions[0].level" in line and line.rstrip().endswith("provinsi, kabkota")
-        for line in lines
+        "actions[0].level" in line and line.rstrip().endswith("provinsi, kabkota") for line in lines
     ), result.stderr
     assert any(
         "questions[0].type" in line and line.rstrip().endswith("date, choice") for line in lines
@@ -245,9 +242,7 @@ def test_contacts_import_of_a_workbook(laporham, tmp_path: Path) -> None:
     assert count_rows(tmp_path, "assignment") == 1
 
 
-def test_contacts_import_of_a_text_file_named_xlsx_fails_cleanly(
-    laporham, tmp_path: Path
-) -> None:
+def test_contacts_import_of_a_text_file_named_xlsx_fails_cleanly(laporham, tmp_path: Path) -> None:
     assert laporham("db", "upgrade").returncode == 0
     (tmp_path / "kontak.xlsx").write_text("nama,telepon\nSiti,0812\n", encoding="utf-8")
     result = laporham("contacts", "import", "kontak.xlsx")

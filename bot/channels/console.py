@@ -15,9 +15,9 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.engine.channel import Capabilities, FetchFailed, FileTooLarge
+from bot.engine.channel import Capabilities, Channel, FetchFailed, FileTooLarge
 from bot.engine.events import (
     ContactShared,
     FileReceived,
@@ -27,7 +27,11 @@ from bot.engine.events import (
     OutText,
     TextReceived,
 )
-from storage.models import Channel
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from bot.engine.dispatch import Engine
 
 USER_KEY = "console"
 TAG = re.compile(r"</?(b|i)>")
@@ -89,7 +93,22 @@ class ConsoleChannel:
             return ContactShared(**base, phone=rest.strip(), is_own=True)
         return TextReceived(**base, text=text)
 
-    async def run(
+    def routes(self, engine: Engine) -> list[BaseRoute]:
+        return []
+
+    async def start(self, engine: Engine) -> None:
+        """Nothing to connect to."""
+
+    async def run(self, engine: Engine) -> None:
+        """The console is driven by converse(), which reads the terminal."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    def parse_stored(self, payload: dict[str, Any]) -> Inbound | None:
+        return None  # console lines go straight to Engine.handle, never through store_raw
+
+    async def converse(
         self,
         handle: Callable[[Inbound], Awaitable[object]],
         flush: Callable[[], Awaitable[None]],

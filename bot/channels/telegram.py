@@ -83,6 +83,7 @@ from bot.channels.telegram_translate import (
 )
 from bot.engine.channel import (
     Capabilities,
+    Channel,
     ChannelConfigError,
     FetchFailed,
     FileTooLarge,
@@ -101,9 +102,7 @@ from bot.engine.events import (
     OutText,
 )
 from bot.engine.texts import DEFAULT_LANGUAGE, LANGUAGES, t
-from bot.settings import Settings
-from storage.evidence import EvidenceNotFoundError, EvidenceStore, LocalEvidenceStore
-from storage.models import Channel
+from storage.evidence import EvidenceNotFoundError, EvidenceStore
 
 log = logging.getLogger(__name__)
 
@@ -248,21 +247,6 @@ class TelegramChannel:
         self._close_keyboard: _Recent[int, bool] = _Recent(10_000)
         self._told_groups: _Recent[int, bool] = _Recent(1_000)
         self._background: set[asyncio.Task[None]] = set()
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, limits: Limits | None = None) -> TelegramChannel:
-        if not settings.telegram_token:
-            raise ValueError("LAPORHAM_TELEGRAM_TOKEN is not set")
-        # httpx logs every request URL at INFO, and Bot API URLs contain the token.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        return cls(
-            token=settings.telegram_token,
-            api_url=settings.telegram_api_url,
-            store=LocalEvidenceStore(settings.evidence_dir),
-            webhook_url=settings.telegram_webhook_url,
-            webhook_secret=settings.telegram_webhook_secret,
-            limits=limits,
-        )
 
     # ------------------------------------------------------------------ sending
 
@@ -420,8 +404,8 @@ class TelegramChannel:
 
     # ------------------------------------------------------------------ receiving
 
-    async def run(self, engine: Engine) -> None:
-        """Polling: fetch, handle, confirm, forever. Webhook: register it, then wait."""
+    async def start(self, engine: Engine) -> None:
+        """Check the token, then register the webhook, or drop any for long polling."""
         await self._retrying("getMe", self.bot.initialize)
         if self.webhook_url:
             url = self.webhook_url
@@ -432,11 +416,15 @@ class TelegramChannel:
                 ),
             )
             log.info("Telegram webhook set to %s", url)
-            await asyncio.Event().wait()  # updates now come through routes()
             return
         await self._retrying("deleteWebhook", self.bot.delete_webhook)
         log.info("Telegram long polling as @%s", self.bot.username)
-        await self._poll(engine)
+
+    async def run(self, engine: Engine) -> None:
+        """Polling: fetch, handle, confirm, until cancelled. Webhook: updates come through
+        routes(), so there is nothing to run."""
+        if not self.webhook_url:
+            await self._poll(engine)
 
     async def _poll(self, engine: Engine) -> None:
         offset: int | None = None

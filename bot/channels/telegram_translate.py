@@ -14,6 +14,7 @@ from typing import Any
 from telegram import CallbackQuery, Message, Update, User
 from telegram.constants import ChatType
 
+from bot.engine.channel import Channel
 from bot.engine.events import (
     ChoiceMade,
     CommandReceived,
@@ -24,7 +25,6 @@ from bot.engine.events import (
     TextReceived,
     Unsupported,
 )
-from storage.models import Channel
 
 log = logging.getLogger(__name__)
 

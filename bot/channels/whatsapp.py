@@ -57,6 +57,7 @@ from bot.channels.whatsapp_models import (
 )
 from bot.engine.channel import (
     Capabilities,
+    Channel,
     FetchFailed,
     FileTooLarge,
     PermanentSendError,
@@ -77,13 +78,11 @@ from bot.engine.events import (
     Unsupported,
     outgoing_to_payload,
 )
-from storage.evidence import EvidenceNotFoundError, EvidenceStore, LocalEvidenceStore
-from storage.models import Channel
+from storage.evidence import EvidenceNotFoundError, EvidenceStore
 from storage.types import utcnow
 
 if TYPE_CHECKING:
     from bot.engine.dispatch import Engine
-    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -176,25 +175,17 @@ class WhatsAppChannel:
         self._engine: Engine | None = None
         self._closing = False
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> WhatsAppChannel:
-        if not settings.whatsapp_token or not settings.whatsapp_phone_number_id:
-            raise ValueError("LAPORHAM_WHATSAPP_TOKEN and _PHONE_NUMBER_ID are required")
-        if not settings.whatsapp_app_secret:
-            log.error("LAPORHAM_WHATSAPP_APP_SECRET is unset: every webhook POST is refused")
-        return cls(
-            token=settings.whatsapp_token,
-            phone_number_id=settings.whatsapp_phone_number_id,
-            app_secret=settings.whatsapp_app_secret,
-            verify_token=settings.whatsapp_verify_token,
-            api_url=settings.whatsapp_api_url,
-            evidence_store=LocalEvidenceStore(settings.evidence_dir),
-            template_language=settings.whatsapp_template_language,
-        )
-
     @property
     def messages_url(self) -> str:
         return f"{self.api_url}/{self.phone_number_id}/messages"
+
+    async def start(self, engine: Engine) -> None:
+        """Nothing to connect: Meta posts to routes(); the token is checked at the first send."""
+        if not self.app_secret:
+            log.error("LAPORHAM_WHATSAPP_APP_SECRET is unset: every webhook POST is refused")
+
+    async def run(self, engine: Engine) -> None:
+        """Webhooks deliver everything: nothing runs here."""
 
     async def close(self) -> None:
         """Let running handlers finish (briefly), then release the HTTP connections."""

@@ -8,10 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.engine.events import FileReceived, Outgoing
-from storage.models import Channel
+from bot.engine.events import FileReceived, Inbound, Outgoing
+
+if TYPE_CHECKING:  # the engine imports this module
+    from starlette.routing import BaseRoute
+
+    from bot.engine.dispatch import Engine
+
+
+class Channel(StrEnum):
+    """A chat channel. Stored in the database as its value (a plain string column)."""
+
+    console = "console"
+    telegram = "telegram"
+    whatsapp = "whatsapp"
 
 
 @dataclass(frozen=True)
@@ -70,8 +83,35 @@ class RecipientUnreachable(PermanentSendError):
 
 
 class ChannelAdapter(Protocol):
+    """A chat channel, as the composition root (bot/app.py) and the engine use it.
+
+    Lifecycle: `routes` before the HTTP server starts; then `start` and `run` in one task of
+    their own; `close` at shutdown. Settings and the evidence store are given to the
+    constructor by the composition root: an adapter reads no settings and builds no store."""
+
     name: Channel
     capabilities: Capabilities
+
+    def routes(self, engine: Engine) -> list[BaseRoute]:
+        """The HTTP routes this channel receives on (webhooks); empty when it has none."""
+        ...
+
+    async def start(self, engine: Engine) -> None:
+        """Connect: check the credentials, register (or drop) a webhook. Retries on its own."""
+        ...
+
+    async def run(self, engine: Engine) -> None:
+        """Receive until cancelled (long polling); returns at once where webhooks deliver."""
+        ...
+
+    async def close(self) -> None:
+        """Let work in hand finish briefly, then release connections."""
+        ...
+
+    def parse_stored(self, payload: dict[str, Any]) -> Inbound | None:
+        """An inbox payload kept by `Engine.store_raw` as an event again (replay after a
+        crash); None when there is nothing to act on."""
+        ...
 
     async def send(
         self, chat_id: str, message: Outgoing, *, last_inbound_at: datetime | None = None

@@ -43,7 +43,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.engine.channel import ChannelAdapter, FetchFailed, FileTooLarge
+from bot.engine.channel import Channel, ChannelAdapter, FetchFailed, FileTooLarge
 from bot.engine.commands import parse_command
 from bot.engine.events import (
     ChoiceMade,
@@ -61,7 +61,7 @@ from storage import conversations
 from storage.conversations import QueuedMessage
 from storage.db import transaction
 from storage.evidence import EvidenceRejected, EvidenceStore, RejectionCode, ingest
-from storage.models import Channel, ChannelIdentity, ConversationState
+from storage.models import ChannelIdentity, ConversationState
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -251,13 +251,10 @@ class Engine:
         """Handle webhook messages that were stored but not handled (the process died)."""
         replayed = 0
         for channel, adapter in list(self.channels.items()):
-            parse = getattr(adapter, "parse_stored", None)
-            if parse is None:
-                continue
             async with self.sessions() as session:
                 rows = await conversations.unprocessed_inbound(session=session, channel=channel)
             for row in rows:
-                event = parse(row.payload or {})
+                event = adapter.parse_stored(row.payload or {})
                 if event is None:  # nothing we can act on: mark it handled, don't retry forever
                     async with transaction(self.sessions) as session:
                         await conversations.claim_inbound(

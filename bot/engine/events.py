@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from storage.models import Channel
 from storage.types import utcnow
+
+if TYPE_CHECKING:  # bot.engine.channel imports this module
+    from bot.engine.channel import Channel
 
 
 @dataclass(frozen=True, kw_only=True)

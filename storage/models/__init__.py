@@ -11,7 +11,6 @@ from storage.models.catalogue import (
 )
 from storage.models.enums import (
     ActionLevel,
-    Channel,
     InboxStatus,
     OutboxStatus,
     ProgrammeKind,
@@ -39,7 +38,6 @@ __all__ = [
     "Answer",
     "Assignment",
     "AuditLog",
-    "Channel",
     "ChannelIdentity",
     "Contact",
     "ConversationState",

@@ -15,12 +15,6 @@ class Role(StrEnum):
     admin = "admin"
 
 
-class Channel(StrEnum):
-    console = "console"
-    telegram = "telegram"
-    whatsapp = "whatsapp"
-
-
 class ProgrammeKind(StrEnum):
     aksi_ham = "aksi_ham"
     kkpham = "kkpham"

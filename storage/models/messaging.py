@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from storage.models.enums import Channel, InboxStatus, OutboxStatus
+from storage.models.enums import InboxStatus, OutboxStatus
 from storage.types import UTCDateTime, enum_type, json_type, utcnow
 
 
@@ -18,7 +18,7 @@ class ConversationState(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("channel", "user_key"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    channel: Channel = Field(sa_type=enum_type(Channel))
+    channel: str = Field(sa_type=sa.String(20))  # a bot.engine Channel value
     user_key: str = Field(max_length=64)
     contact_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="SET NULL")
     flow: str | None = Field(default=None, max_length=30)
@@ -34,7 +34,7 @@ class InboxMessage(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("channel", "message_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    channel: Channel = Field(sa_type=enum_type(Channel))
+    channel: str = Field(sa_type=sa.String(20))  # a bot.engine Channel value
     message_id: str = Field(max_length=160)
     status: InboxStatus = Field(default=InboxStatus.processed, sa_type=enum_type(InboxStatus))
     # Kept for webhooks: the raw update is stored before answering 200, processed after.
@@ -54,7 +54,7 @@ class OutboxMessage(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=200, unique=True)
-    channel: Channel = Field(sa_type=enum_type(Channel))
+    channel: str = Field(sa_type=sa.String(20))  # a bot.engine Channel value
     recipient: str = Field(max_length=64)
     contact_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="SET NULL")
     # reply, reminder, broadcast, ...: reminders and broadcasts become WhatsApp templates.

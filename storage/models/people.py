@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from storage.models.enums import Channel, RegionKind, Role
+from storage.models.enums import RegionKind, Role
 from storage.types import UTCDateTime, enum_type, utcnow
 
 TIMEZONES = ("Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura")
@@ -65,7 +65,7 @@ class ChannelIdentity(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contact.id", ondelete="CASCADE", index=True)
-    channel: Channel = Field(sa_type=enum_type(Channel))
+    channel: str = Field(sa_type=sa.String(20))  # a bot.engine Channel value
     external_id: str = Field(max_length=64)
     # WhatsApp's 24-hour window is counted from this.
     last_inbound_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from storage.models.enums import Channel, ReviewDecision, SubmissionStatus
+from storage.models.enums import ReviewDecision, SubmissionStatus
 from storage.types import UTCDateTime, enum_type, json_type, utcnow
 
 
@@ -86,7 +86,7 @@ class EvidenceFile(SQLModel, table=True):
     taken_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     gps_lat: float | None = None
     gps_lon: float | None = None
-    channel: Channel | None = Field(default=None, sa_type=enum_type(Channel))
+    channel: str | None = Field(default=None, sa_type=sa.String(20))
     channel_file_id: str | None = Field(default=None, max_length=255)
     uploaded_by_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="SET NULL")
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

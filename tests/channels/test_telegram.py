@@ -17,13 +17,13 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from bot.app import run_channels
+from bot.app import evidence_store, run_channels, telegram_channel
 from bot.channels.telegram import PRIVATE_ONLY, SECRET_HEADER, WEBHOOK_PATH, Limits, TelegramChannel
+from bot.engine.channel import Channel
 from bot.settings import Settings
 from storage import conversations
 from storage.db import transaction
 from storage.models import (
-    Channel,
     ChannelIdentity,
     Contact,
     EvidenceFile,
@@ -88,7 +88,7 @@ def settings_for(
 @contextlib.asynccontextmanager
 async def running(settings: Settings, *, limits: Limits = FAST) -> AsyncIterator[TelegramChannel]:
     """The product as `laporham run` composes it, until the block ends (then cancelled)."""
-    channel = TelegramChannel.from_settings(settings, limits=limits)
+    channel = telegram_channel(settings, evidence_store(settings), limits=limits)
     task = asyncio.create_task(run_channels(settings, [channel]))
     try:
         yield channel

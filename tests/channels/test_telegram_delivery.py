@@ -22,6 +22,7 @@ from bot.channels.telegram import (
     utf16_len,
 )
 from bot.engine.channel import (
+    Channel,
     FetchFailed,
     FileTooLarge,
     PermanentSendError,
@@ -30,7 +31,6 @@ from bot.engine.channel import (
 )
 from bot.engine.events import Choice, FileReceived, OutFile, OutText
 from storage.evidence import LocalEvidenceStore
-from storage.models import Channel
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.support.harness import jpeg_bytes, pdf_bytes
 
@@ -241,7 +241,7 @@ async def test_rejected_token_stops_the_channel_without_leaking_it(store) -> Non
         channel = TelegramChannel(token="123:WRONG", api_url=api.url, store=store)
         try:
             with pytest.raises(TelegramConfigError) as raised:
-                await asyncio.wait_for(channel.run(None), 10)  # type: ignore[arg-type]
+                await asyncio.wait_for(channel.start(None), 10)  # type: ignore[arg-type]
         finally:
             await channel.close()
     assert "WRONG" not in str(raised.value) and "WRONG" not in repr(raised.value.__cause__)
@@ -254,7 +254,7 @@ async def test_refused_webhook_url_stops_the_channel(api, store) -> None:
     api.fail_next("setWebhook", status=400, description="Bad Request: bad webhook: HTTPS url")
     try:
         with pytest.raises(TelegramConfigError, match="setWebhook"):
-            await asyncio.wait_for(channel.run(None), 10)  # type: ignore[arg-type]
+            await asyncio.wait_for(channel.start(None), 10)  # type: ignore[arg-type]
     finally:
         await channel.close()
 

@@ -18,6 +18,7 @@ from bot.channels.telegram_translate import (
     parse_update,
     translate,
 )
+from bot.engine.channel import Channel
 from bot.engine.events import (
     ChoiceMade,
     CommandReceived,
@@ -28,7 +29,6 @@ from bot.engine.events import (
     Unsupported,
 )
 from storage.evidence import LocalEvidenceStore
-from storage.models import Channel
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "telegram"
 BUDI = "5123456789"

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from bot.app import App, build
+from bot.app import App, build, evidence_store, whatsapp_channel
 from bot.channels.whatsapp import WEBHOOK_PATH, WhatsAppChannel
-from bot.engine.channel import FetchFailed, FileTooLarge, TransientSendError
+from bot.engine.channel import Channel, FetchFailed, FileTooLarge, TransientSendError
 from bot.engine.events import Choice, FileReceived, OutFile, OutText, outgoing_to_payload
 from bot.http import HttpServer, build_app
 from bot.settings import Settings
@@ -26,7 +26,6 @@ from storage import conversations
 from storage.db import transaction
 from storage.evidence import LocalEvidenceStore
 from storage.models import (
-    Channel,
     ChannelIdentity,
     Contact,
     EvidenceFile,
@@ -146,7 +145,7 @@ async def whatsapp(sessions, database_url: str, tmp_path: Path) -> AsyncIterator
             data_dir=tmp_path / "data",
             http_port=0,
         )
-        adapter = WhatsAppChannel.from_settings(settings)
+        adapter = whatsapp_channel(settings, evidence_store(settings))
         adapter.throughput_retry = 0.2
         adapter.recipient_burst = 1000  # a test user types faster than anyone (see test_pace)
         app = build(settings, [adapter])

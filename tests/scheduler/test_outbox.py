@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.channel import (
     Capabilities,
+    Channel,
     PermanentSendError,
     RecipientUnreachable,
     TransientSendError,
@@ -33,7 +34,7 @@ from bot.engine.events import Outgoing, OutText, outgoing_to_payload
 from scheduler.outbox import MAX_ATTEMPTS, OutboxSender
 from storage import conversations
 from storage.db import transaction
-from storage.models import Channel, ChannelIdentity, Contact, OutboxMessage, OutboxStatus, Role
+from storage.models import ChannelIdentity, Contact, OutboxMessage, OutboxStatus, Role
 from storage.types import utcnow
 from tests.support.fake_channel import BUTTONS
 

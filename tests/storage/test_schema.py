@@ -4,7 +4,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from storage.models import Channel, InboxMessage, Region, RegionKind
+from bot.engine.channel import Channel
+from storage.models import InboxMessage, Region, RegionKind
 
 
 async def test_timestamps_come_back_timezone_aware_utc(session) -> None:

@@ -6,9 +6,8 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.engine.channel import Capabilities, FetchFailed, FileTooLarge, SendError
+from bot.engine.channel import Capabilities, Channel, FetchFailed, FileTooLarge, SendError
 from bot.engine.events import FileReceived, Outgoing, OutText
-from storage.models import Channel
 
 BUTTONS = Capabilities(
     max_text=4096,
