@@ -20,7 +20,7 @@ from bot.engine.dispatch import Engine
 from bot.http import HttpServer, build_app
 from bot.settings import Settings
 from handlers.router import route, wants_file
-from scheduler.jobs import Job, build_scheduler
+from scheduler.jobs import build_scheduler, scheduled_jobs
 from scheduler.outbox import OutboxSender
 from storage.db import create_engine, session_factory, transaction
 from storage.evidence import EvidenceStore, LocalEvidenceStore
@@ -170,7 +170,9 @@ async def run_channels(
     log.info("HTTP server on %s:%s", settings.http_host, http.port)
     if on_http_started:
         on_http_started(http.port)
-    scheduler = build_scheduler(jobs(app))
+    scheduler = build_scheduler(
+        scheduled_jobs(engine=app.engine, sessions=app.sessions, store=app.engine.evidence_store)
+    )
     scheduler.start()
     tasks = [asyncio.create_task(app.sender.run(), name="outbox-sender")]
     tasks += [
@@ -196,18 +198,3 @@ async def run_channels(
 async def _serve(adapter: ChannelAdapter, engine: Engine) -> None:
     await adapter.start(engine)
     await adapter.run(engine)
-
-
-def jobs(app: App) -> list[Job]:
-    """The scheduled jobs. Reminders and escalations join this list in their own issue."""
-    return [
-        Job(id="inbox-replay", seconds=60, run=app.engine.replay_stored),
-        Job(id="outbox-wakeup", seconds=15, run=_wake(app)),
-    ]
-
-
-def _wake(app: App):  # type: ignore[no-untyped-def]
-    async def wake() -> None:
-        app.engine.outbox_ready.set()
-
-    return wake

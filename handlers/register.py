@@ -21,7 +21,7 @@ from bot.engine.turn import Turn
 from handlers.help import role_help
 from handlers.scope import role_label, scope_label
 from storage import conversations
-from storage.invites import find_usable_invite
+from storage.invites import redeem_invite
 from storage.models import Contact
 from storage.phones import InvalidPhone, normalise_phone, whatsapp_id_to_phone
 
@@ -114,21 +114,17 @@ async def redeem(turn: Turn, code: str) -> None:
     if turn.contact is not None:
         turn.say("register.already", name=turn.contact.name)
         return
-    invite = await find_usable_invite(session=turn.session, code=code, now=turn.now)
-    if invite is None:
+    contact = await redeem_invite(
+        session=turn.session,
+        code=code,
+        name=turn.event.display_name or "Pengguna",
+        language=turn.language,
+        now=turn.now,
+    )
+    if contact is None:
         turn.say("register.bad_code")
         ask_contact(turn)
         return
-    contact = Contact(
-        name=(invite.name or turn.event.display_name or "Pengguna")[:120],
-        role=invite.role,
-        region_id=invite.region_id,
-        office_id=invite.office_id,
-        language=turn.language,
-    )
-    turn.session.add(contact)
-    await turn.session.flush()
-    invite.used_at, invite.used_by_id = turn.now, contact.id
     await _link(turn, contact)
 
 

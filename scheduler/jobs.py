@@ -1,31 +1,94 @@
 """Every scheduled job, listed here and nowhere else, each with a stable id and safe to run
-twice (no job registers itself on import: a forgotten import would be a silent non-job)."""
+twice (no job registers itself on import: a forgotten import would be a silent non-job).
+
+| id | when | what |
+|---|---|---|
+| `inbox-replay` | every minute | handle webhook messages stored but not handled (a crash) |
+| `evidence-sweep` | daily, 02:30 WIB | delete blobs no file row names (past the store's grace) |
+
+The outbox sender needs no job: it wakes itself when rows are written and polls for retries.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.engine.dispatch import Engine
+from storage.evidence import EvidenceStore
+from storage.evidence.references import referenced_keys
+
+log = logging.getLogger(__name__)
+
+# Quiet hours for housekeeping, in the time zone most users (and most servers) are in.
+HOUSEKEEPING_TIMEZONE = "Asia/Jakarta"
 
 
 @dataclass(frozen=True)
 class Job:
+    """Runs every `seconds`, or, with `daily_at` ("HH:MM"), once a day at that local time."""
+
     id: str
-    seconds: int
     run: Callable[[], Awaitable[object]]
+    seconds: int | None = None
+    daily_at: str | None = None
+
+
+def scheduled_jobs(
+    *,
+    engine: Engine,
+    sessions: async_sessionmaker[AsyncSession],
+    store: EvidenceStore,
+) -> list[Job]:
+    """The one list. Reminders and escalations join it in their own issue."""
+
+    async def sweep() -> int:
+        return await sweep_unreferenced_evidence(sessions=sessions, store=store)
+
+    return [
+        Job(id="inbox-replay", seconds=60, run=engine.replay_stored),
+        Job(id="evidence-sweep", daily_at="02:30", run=sweep),
+    ]
+
+
+async def sweep_unreferenced_evidence(
+    *, sessions: async_sessionmaker[AsyncSession], store: EvidenceStore
+) -> int:
+    """Delete blobs that no file row refers to. The store spares blobs younger than its grace
+    period (an hour by default), so an upload whose row is not committed yet survives."""
+    async with sessions() as session:
+        keep = await referenced_keys(session=session)
+    deleted = await store.delete_unreferenced(keep)
+    if deleted:
+        log.info("evidence sweep deleted %d unreferenced blobs", deleted)
+    return deleted
 
 
 def build_scheduler(jobs: list[Job]) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
     for job in jobs:
-        scheduler.add_job(
-            job.run,
-            "interval",
-            seconds=job.seconds,
-            id=job.id,
-            replace_existing=True,
-            coalesce=True,  # after a pause, run once, not once per missed tick
-            max_instances=1,
-        )
+        common = {
+            "id": job.id,
+            "replace_existing": True,
+            "coalesce": True,  # after a pause, run once, not once per missed tick
+            "max_instances": 1,
+        }
+        if job.daily_at is not None:
+            hour, minute = (int(part) for part in job.daily_at.split(":"))
+            scheduler.add_job(
+                job.run,
+                "cron",
+                hour=hour,
+                minute=minute,
+                timezone=HOUSEKEEPING_TIMEZONE,
+                misfire_grace_time=3600,
+                **common,
+            )
+        else:
+            scheduler.add_job(job.run, "interval", seconds=job.seconds, **common)
     return scheduler

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import InviteCode, Office, Region, Role
+from storage.models import Contact, InviteCode, Office, Region, Role
 from storage.types import utcnow
 
 # No 0/O, 1/I/L: codes are read aloud and typed on phones.
@@ -75,6 +75,28 @@ async def find_usable_invite(
     if invite is None or invite.expires_at <= (now or utcnow()):
         return None
     return invite
+
+
+async def redeem_invite(
+    *, session: AsyncSession, code: str, name: str, language: str, now: datetime
+) -> Contact | None:
+    """Use a code: a new contact with the invite's role and scope (and its name, when the
+    invite has one), the invite marked used by them. None when the code is unknown, used or
+    expired."""
+    invite = await find_usable_invite(session=session, code=code, now=now)
+    if invite is None:
+        return None
+    contact = Contact(
+        name=(invite.name or name)[:120],
+        role=invite.role,
+        region_id=invite.region_id,
+        office_id=invite.office_id,
+        language=language,
+    )
+    session.add(contact)
+    await session.flush()
+    invite.used_at, invite.used_by_id = now, contact.id
+    return contact
 
 
 async def _resolve_scope(

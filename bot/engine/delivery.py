@@ -63,21 +63,6 @@ class DeliveryUpdate:
         return f"{self.error_code}: {self.error_title or ''}".strip()
 
 
-async def record_status(
-    sessions: async_sessionmaker[AsyncSession],
-    *,
-    provider_message_id: str,
-    status: str,
-    error_code: int | None = None,
-    error_title: str | None = None,
-    retry_after: float | None = None,
-    clock: Callable[[], datetime] = utcnow,
-) -> Outcome:
-    """Record one receipt in its own transaction."""
-    update = DeliveryUpdate(provider_message_id, status, error_code, error_title, retry_after)
-    return (await record_statuses(sessions, [update], clock=clock))[0]
-
-
 async def record_statuses(
     sessions: async_sessionmaker[AsyncSession],
     updates: Sequence[DeliveryUpdate],

@@ -38,13 +38,6 @@ def t(language: str, key: str, /, **values: Any) -> str:
     return template.format(**{name: escape(value) for name, value in values.items()})
 
 
-def raw(language: str, key: str, /, **values: Any) -> str:
-    """Like t(), but values that are already markup made by t() are inserted as they are."""
-    texts = catalogue(language if language in LANGUAGES else DEFAULT_LANGUAGE)
-    template = texts.get(key) or catalogue(DEFAULT_LANGUAGE)[key]
-    return template.format(**values)
-
-
 def human_size(size: int) -> str:
     if size < 1024:
         return f"{size} B"
