@@ -114,7 +114,7 @@ class WhatsApp:
                     waiting = await conversations.count_outbox(
                         session=session, statuses=conversations.WAITING
                     )
-                if not waiting and not self.adapter._tasks:
+                if not waiting and not self.adapter.handling:
                     return
                 await asyncio.sleep(0.02)
 
@@ -146,8 +146,8 @@ async def whatsapp(sessions, database_url: str, tmp_path: Path) -> AsyncIterator
             http_port=0,
         )
         adapter = whatsapp_channel(settings, evidence_store(settings))
-        adapter.throughput_retry = 0.2
-        adapter.recipient_burst = 1000  # a test user types faster than anyone (see test_pace)
+        adapter.delays.throughput = 0.2
+        adapter.pacing.recipient_burst = 1000  # a test user types faster than anyone (test_pace)
         app = build(settings, [adapter])
         http = HttpServer(build_app(adapter.routes(app.engine)), host="127.0.0.1", port=0)
         await http.start()
@@ -599,7 +599,8 @@ async def test_fetch_file_checks_size_and_expiry(whatsapp: WhatsApp) -> None:
 
 
 async def test_pace_per_recipient(whatsapp: WhatsApp) -> None:
-    whatsapp.adapter.recipient_burst, whatsapp.adapter.recipient_interval = 2, 0.2
+    pacing = whatsapp.adapter.pacing
+    pacing.recipient_burst, pacing.recipient_interval = 2, 0.2
     started = asyncio.get_running_loop().time()
     for n in range(4):
         await whatsapp.adapter.send(SITI, OutText(text=f"pesan {n}"), last_inbound_at=utcnow())
@@ -613,7 +614,7 @@ async def test_retry_of_a_split_message_does_not_repeat_its_first_part(
     whatsapp: WhatsApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     adapter = whatsapp.adapter
-    real_post = adapter._post_message
+    real_post = adapter.outbound._post
     calls = 0
 
     async def second_call_fails(body: Json, *, recipient: str) -> str:
@@ -623,7 +624,7 @@ async def test_retry_of_a_split_message_does_not_repeat_its_first_part(
             raise TransientSendError("network: dropped")
         return await real_post(body, recipient=recipient)
 
-    monkeypatch.setattr(adapter, "_post_message", second_call_fails)
+    monkeypatch.setattr(adapter.outbound, "_post", second_call_fails)
     text = "\n".join(f"• butir {n}" for n in range(200)) + "\n\nKirim sekarang?"
     message = OutText(text=text, choices=(Choice("yes", "Ya"), Choice("no", "Tidak")))
     seen = utcnow()
