@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -635,10 +635,15 @@ async def test_pace_per_recipient(whatsapp: WhatsApp) -> None:
 
 @asynccontextmanager
 async def own_channel(
-    w: WhatsApp, *, clock: Callable[[], float] = time.monotonic, drop_send: int | None = None
+    w: WhatsApp,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], datetime] = utcnow,
+    drop_send: int | None = None,
 ) -> AsyncIterator[WhatsAppChannel]:
-    """A channel of the test's own to the same fake: `clock` ages what it remembers, and the
-    network drops its `drop_send`-th message send (1-based) before it reaches Meta."""
+    """A channel of the test's own to the same fake: `clock` ages what it remembers, `now` is
+    its wall clock, and the network drops its `drop_send`-th message send (1-based) before it
+    reaches Meta."""
     sends = 0
 
     async def maybe_drop(request: httpx.Request) -> None:
@@ -660,6 +665,7 @@ async def own_channel(
         evidence_store=LocalEvidenceStore(w.settings.evidence_dir),
         client=client,
         clock=clock,
+        now=now,
     )
     try:
         yield channel
@@ -717,3 +723,14 @@ async def test_an_upload_is_reused_for_7_days(whatsapp: WhatsApp) -> None:
     ids = [b["document"]["id"] for b in whatsapp.api.sent_messages(SITI)]
     assert ids[0] == ids[1] != ids[2]
     assert len([r for r in whatsapp.api.requests if r.path.endswith("/media")]) == 2
+
+
+async def test_the_window_closes_5_minutes_early(whatsapp: WhatsApp) -> None:
+    """Our last_inbound_at is when we handled the message, a little after the user wrote."""
+    wrote = utcnow()
+    now = [wrote + timedelta(hours=23, minutes=54)]
+    async with own_channel(whatsapp, now=lambda: now[0]) as adapter:
+        await adapter.send(SITI, OutText(text="Pengingat"), last_inbound_at=wrote)
+        now[0] = wrote + timedelta(hours=23, minutes=55)
+        await adapter.send(SITI, OutText(text="Pengingat"), last_inbound_at=wrote)
+    assert [b["type"] for b in whatsapp.api.sent_messages(SITI)] == ["text", "template"]
