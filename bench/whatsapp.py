@@ -118,7 +118,7 @@ async def settle(app: App, adapter: WhatsAppChannel) -> None:
             waiting = await conversations.count_outbox(
                 session=session, statuses=conversations.WAITING
             )
-        if not waiting and not adapter._tasks:
+        if not waiting and not adapter.handling:
             return
         await asyncio.sleep(0.01)
 
@@ -202,7 +202,8 @@ async def measure_ceiling(args: argparse.Namespace) -> float:
             seconds, _ = await post_all(client, url, bodies(args.users, args.messages, "/status"))
     finally:
         await http.stop()
-    return args.users * args.messages / seconds
+    posted: int = args.users * args.messages
+    return posted / seconds
 
 
 async def run(args: argparse.Namespace) -> tuple[dict[str, float], float]:

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import App, build, evidence_store, whatsapp_channel
 from bot.channels.whatsapp import WEBHOOK_PATH, WhatsAppChannel
@@ -39,7 +43,7 @@ from storage.models import (
 from storage.types import utcnow
 from tests.fakes import whatsapp_payloads as wp
 from tests.fakes.graph_api import FakeGraphAPI
-from tests.support.factories import make_world
+from tests.support.factories import World, make_world
 from tests.support.harness import jpeg_bytes, pdf_bytes
 
 TOKEN = "wa-test-token"
@@ -49,6 +53,7 @@ PNID = wp.PHONE_NUMBER_ID
 SITI = "6281200000001"  # the focal point of make_world, +6281200000001
 SETTLE_SECONDS = 10.0
 Json = dict[str, Any]
+Sessions = async_sessionmaker[AsyncSession]
 _media_ids = itertools.count(4_000_000_000_000_001)
 
 
@@ -106,7 +111,9 @@ class WhatsApp:
         return self.api.sent_messages(wa_id)[before:]
 
     async def settle(self) -> None:
-        """Until every handler is done and the outbox holds nothing to send."""
+        """Until every handler is done and the outbox holds nothing to send. Handlers are
+        awaited; the outbox sender signals no "idle", so its table is polled (the timeout only
+        guards against a deadlock)."""
         async with asyncio.timeout(SETTLE_SECONDS):
             while True:
                 await self.adapter.idle()
@@ -114,7 +121,7 @@ class WhatsApp:
                     waiting = await conversations.count_outbox(
                         session=session, statuses=conversations.WAITING
                     )
-                if not waiting and not self.adapter._tasks:
+                if not waiting and not self.adapter.handling:
                     return
                 await asyncio.sleep(0.02)
 
@@ -132,7 +139,9 @@ class WhatsApp:
 
 
 @pytest.fixture
-async def whatsapp(sessions, database_url: str, tmp_path: Path) -> AsyncIterator[WhatsApp]:
+async def whatsapp(
+    sessions: Sessions, database_url: str, tmp_path: Path
+) -> AsyncIterator[WhatsApp]:
     async with FakeGraphAPI(token=TOKEN, phone_number_id=PNID) as api:
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
@@ -146,8 +155,8 @@ async def whatsapp(sessions, database_url: str, tmp_path: Path) -> AsyncIterator
             http_port=0,
         )
         adapter = whatsapp_channel(settings, evidence_store(settings))
-        adapter.throughput_retry = 0.2
-        adapter.recipient_burst = 1000  # a test user types faster than anyone (see test_pace)
+        adapter.delays.throughput = 0.2
+        adapter.pacing.recipient_burst = 1000  # a test user types faster than anyone (test_pace)
         app = build(settings, [adapter])
         http = HttpServer(build_app(adapter.routes(app.engine)), host="127.0.0.1", port=0)
         await http.start()
@@ -165,7 +174,7 @@ async def whatsapp(sessions, database_url: str, tmp_path: Path) -> AsyncIterator
             await app.close()
 
 
-async def _world(sessions):
+async def _world(sessions: Sessions) -> World:
     async with sessions() as session:
         world = await make_world(session)
         await session.commit()
@@ -202,7 +211,9 @@ async def test_handshake_echoes_the_challenge_only_for_our_token(whatsapp: Whats
         assert (await whatsapp.client.get(WEBHOOK_PATH, params=bad)).status_code == 403
 
 
-async def test_unsigned_or_malformed_webhooks_store_nothing(whatsapp: WhatsApp, sessions) -> None:
+async def test_unsigned_or_malformed_webhooks_store_nothing(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
     await _world(sessions)
     payload = wp.text_message(SITI, "halo")
     assert (await whatsapp.post(payload, secret=None)).status_code == 401
@@ -226,7 +237,7 @@ async def test_unsigned_or_malformed_webhooks_store_nothing(whatsapp: WhatsApp, 
 # --- the whole journey ---------------------------------------------------------------------
 
 
-async def test_register_and_report_over_whatsapp(whatsapp: WhatsApp, sessions) -> None:
+async def test_register_and_report_over_whatsapp(whatsapp: WhatsApp, sessions: Sessions) -> None:
     world = await _world(sessions)
     w = whatsapp
     await _register(w)
@@ -281,7 +292,9 @@ async def test_register_and_report_over_whatsapp(whatsapp: WhatsApp, sessions) -
     assert all(r.status == OutboxStatus.sent for r in await w.outbox())
 
 
-async def test_webhook_delivered_twice_is_answered_once(whatsapp: WhatsApp, sessions) -> None:
+async def test_webhook_delivered_twice_is_answered_once(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
     await _world(sessions)
     replies = await _register(whatsapp)
     payload = wp.text_message(SITI, "/status")
@@ -293,7 +306,9 @@ async def test_webhook_delivered_twice_is_answered_once(whatsapp: WhatsApp, sess
     assert len(sent) == 1 and "Tugas Anda" in text_of(sent[0])
 
 
-async def test_unregistered_number_is_asked_for_an_invite(whatsapp: WhatsApp, sessions) -> None:
+async def test_unregistered_number_is_asked_for_an_invite(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
     await _world(sessions)
     stranger = "6281299999999"
     replies = await whatsapp.say(wp.text_message(stranger, "lapor"))
@@ -360,7 +375,9 @@ CLAIMS = {
 
 
 @pytest.mark.parametrize("case", list(CLAIMS))
-async def test_every_way_to_claim_a_number(whatsapp: WhatsApp, sessions, case: str) -> None:
+async def test_every_way_to_claim_a_number(
+    whatsapp: WhatsApp, sessions: Sessions, case: str
+) -> None:
     sender, payload, registered_as, phrase = CLAIMS[case]
     world = await _world(sessions)
     async with sessions() as session:
@@ -379,7 +396,9 @@ async def test_every_way_to_claim_a_number(whatsapp: WhatsApp, sessions, case: s
     assert (found[1].name if found else None) == registered_as
 
 
-async def test_stored_but_unhandled_message_is_replayed(whatsapp: WhatsApp, sessions) -> None:
+async def test_stored_but_unhandled_message_is_replayed(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
     await _world(sessions)
     payload = wp.text_message(SITI, "halo", name="Siti")
     event = whatsapp.adapter.parse_stored(
@@ -395,7 +414,7 @@ async def test_stored_but_unhandled_message_is_replayed(whatsapp: WhatsApp, sess
 # --- delivery receipts ---------------------------------------------------------------------
 
 
-async def test_statuses_update_the_outbox_rows(whatsapp: WhatsApp, sessions) -> None:
+async def test_statuses_update_the_outbox_rows(whatsapp: WhatsApp, sessions: Sessions) -> None:
     await _world(sessions)
     await _register(whatsapp)  # one message: the welcome
     await whatsapp.say(wp.text_message(SITI, "/bantuan"))  # and a second one
@@ -417,7 +436,7 @@ async def test_statuses_update_the_outbox_rows(whatsapp: WhatsApp, sessions) -> 
 
 
 async def test_failed_receipt_outside_window_is_resent_as_template(
-    whatsapp: WhatsApp, sessions
+    whatsapp: WhatsApp, sessions: Sessions
 ) -> None:
     await _world(sessions)
     await _register(whatsapp)
@@ -426,7 +445,7 @@ async def test_failed_receipt_outside_window_is_resent_as_template(
     failed = wp.status_update(welcome.provider_message_id, "failed", SITI, errors=[131047])
     await whatsapp.post(failed)
     sent = await whatsapp.api.wait_for(
-        lambda r: bool(r.json) and r.json.get("type") == "template" and not r.failed
+        lambda r: r.json is not None and r.json.get("type") == "template" and not r.failed
     )
     assert sent.json is not None
     assert sent.json["template"]["name"] == "laporham_pemberitahuan"
@@ -458,7 +477,9 @@ async def _enqueue(w: WhatsApp, message: OutText | OutFile, key: str) -> None:
     w.app.engine.outbox_ready.set()
 
 
-async def test_reminder_after_25_hours_goes_out_as_template(whatsapp: WhatsApp, sessions) -> None:
+async def test_reminder_after_25_hours_goes_out_as_template(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
     await _world(sessions)
     await _register(whatsapp)
     await _last_seen(whatsapp, timedelta(hours=25))
@@ -480,7 +501,7 @@ async def test_reminder_after_25_hours_goes_out_as_template(whatsapp: WhatsApp, 
 
 
 async def test_outside_window_error_on_a_reply_falls_back_to_template(
-    whatsapp: WhatsApp, sessions
+    whatsapp: WhatsApp, sessions: Sessions
 ) -> None:
     await _world(sessions)
     await _register(whatsapp)
@@ -494,7 +515,7 @@ async def test_outside_window_error_on_a_reply_falls_back_to_template(
 
 
 async def test_rate_limited_send_is_retried_and_delivered_once(
-    whatsapp: WhatsApp, sessions
+    whatsapp: WhatsApp, sessions: Sessions
 ) -> None:
     await _world(sessions)
     await _register(whatsapp)
@@ -506,7 +527,9 @@ async def test_rate_limited_send_is_retried_and_delivered_once(
     assert row.status is OutboxStatus.sent and row.attempts == 2
 
 
-async def test_undeliverable_number_is_marked_unreachable(whatsapp: WhatsApp, sessions) -> None:
+async def test_undeliverable_number_is_marked_unreachable(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
     await _world(sessions)
     await _register(whatsapp)
     whatsapp.api.fail_next(131026, to=SITI)
@@ -599,7 +622,8 @@ async def test_fetch_file_checks_size_and_expiry(whatsapp: WhatsApp) -> None:
 
 
 async def test_pace_per_recipient(whatsapp: WhatsApp) -> None:
-    whatsapp.adapter.recipient_burst, whatsapp.adapter.recipient_interval = 2, 0.2
+    pacing = whatsapp.adapter.pacing
+    pacing.recipient_burst, pacing.recipient_interval = 2, 0.2
     started = asyncio.get_running_loop().time()
     for n in range(4):
         await whatsapp.adapter.send(SITI, OutText(text=f"pesan {n}"), last_inbound_at=utcnow())
@@ -609,25 +633,104 @@ async def test_pace_per_recipient(whatsapp: WhatsApp) -> None:
     ]
 
 
+@asynccontextmanager
+async def own_channel(
+    w: WhatsApp,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], datetime] = utcnow,
+    drop_send: int | None = None,
+) -> AsyncIterator[WhatsAppChannel]:
+    """A channel of the test's own to the same fake: `clock` ages what it remembers, `now` is
+    its wall clock, and the network drops its `drop_send`-th message send (1-based) before it
+    reaches Meta."""
+    sends = 0
+
+    async def maybe_drop(request: httpx.Request) -> None:
+        nonlocal sends
+        if request.url.path.endswith("/messages"):
+            sends += 1
+            if sends == drop_send:
+                raise httpx.ConnectError("dropped", request=request)
+
+    client = httpx.AsyncClient(
+        headers={"Authorization": f"Bearer {TOKEN}"}, event_hooks={"request": [maybe_drop]}
+    )
+    channel = WhatsAppChannel(
+        token=TOKEN,
+        phone_number_id=PNID,
+        app_secret=SECRET,
+        verify_token=VERIFY,
+        api_url=w.api.url,
+        evidence_store=LocalEvidenceStore(w.settings.evidence_dir),
+        client=client,
+        clock=clock,
+        now=now,
+    )
+    try:
+        yield channel
+    finally:
+        await channel.close()
+
+
+class Clock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+SPLIT = OutText(
+    text="\n".join(f"• butir {n}" for n in range(200)) + "\n\nKirim sekarang?",
+    choices=(Choice("yes", "Ya"), Choice("no", "Tidak")),
+)
+
+
 async def test_retry_of_a_split_message_does_not_repeat_its_first_part(
-    whatsapp: WhatsApp, monkeypatch: pytest.MonkeyPatch
+    whatsapp: WhatsApp,
 ) -> None:
-    adapter = whatsapp.adapter
-    real_post = adapter._post_message
-    calls = 0
-
-    async def second_call_fails(body: Json, *, recipient: str) -> str:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise TransientSendError("network: dropped")
-        return await real_post(body, recipient=recipient)
-
-    monkeypatch.setattr(adapter, "_post_message", second_call_fails)
-    text = "\n".join(f"• butir {n}" for n in range(200)) + "\n\nKirim sekarang?"
-    message = OutText(text=text, choices=(Choice("yes", "Ya"), Choice("no", "Tidak")))
     seen = utcnow()
-    with pytest.raises(TransientSendError):
-        await adapter.send(SITI, message, last_inbound_at=seen)
-    assert await adapter.send(SITI, message, last_inbound_at=seen)  # the outbox's retry
+    async with own_channel(whatsapp, drop_send=2) as adapter:
+        with pytest.raises(TransientSendError):
+            await adapter.send(SITI, SPLIT, last_inbound_at=seen)
+        assert await adapter.send(SITI, SPLIT, last_inbound_at=seen)  # the outbox's retry
     assert [b["type"] for b in whatsapp.api.sent_messages(SITI)] == ["text", "interactive"]
+
+
+async def test_a_retry_after_15_minutes_sends_the_whole_message(whatsapp: WhatsApp) -> None:
+    clock, seen = Clock(), utcnow()
+    async with own_channel(whatsapp, clock=clock, drop_send=2) as adapter:
+        with pytest.raises(TransientSendError):
+            await adapter.send(SITI, SPLIT, last_inbound_at=seen)
+        clock.now += 15 * 60
+        assert await adapter.send(SITI, SPLIT, last_inbound_at=seen)
+    kinds = [b["type"] for b in whatsapp.api.sent_messages(SITI)]
+    assert kinds == ["text", "text", "interactive"]
+
+
+async def test_an_upload_is_reused_for_7_days(whatsapp: WhatsApp) -> None:
+    clock = Clock()
+    store = LocalEvidenceStore(whatsapp.settings.evidence_dir)
+    key = await store.put(pdf_bytes("rekap"), extension="pdf")
+    message = OutFile(storage_key=key, filename="rekap.pdf")
+    async with own_channel(whatsapp, clock=clock) as adapter:
+        for elapsed in (0.0, 7 * 86_400 - 1, 7 * 86_400):
+            clock.now = 1_000.0 + elapsed
+            await adapter.send(SITI, message, last_inbound_at=utcnow())
+    ids = [b["document"]["id"] for b in whatsapp.api.sent_messages(SITI)]
+    assert ids[0] == ids[1] != ids[2]
+    assert len([r for r in whatsapp.api.requests if r.path.endswith("/media")]) == 2
+
+
+async def test_the_window_closes_5_minutes_early(whatsapp: WhatsApp) -> None:
+    """Our last_inbound_at is when we handled the message, a little after the user wrote."""
+    wrote = utcnow()
+    now = [wrote + timedelta(hours=23, minutes=54)]
+    async with own_channel(whatsapp, now=lambda: now[0]) as adapter:
+        await adapter.send(SITI, OutText(text="Pengingat"), last_inbound_at=wrote)
+        now[0] = wrote + timedelta(hours=23, minutes=55)
+        await adapter.send(SITI, OutText(text="Pengingat"), last_inbound_at=wrote)
+    assert [b["type"] for b in whatsapp.api.sent_messages(SITI)] == ["text", "template"]

@@ -1,5 +1,6 @@
-"""What the WhatsApp channel sends: the JSON bodies of text, interactive, media and template
-messages, the conversion of the engine's markup, and the default set of message templates.
+"""What the WhatsApp channel sends inside the 24-hour window: the JSON bodies of text,
+interactive and media messages, and the conversion of the engine's markup (templates.py has the
+template messages for outside it).
 
 Pure functions only (no I/O), so every limit of the Cloud API is tested without a server:
 reply buttons at most 3 with titles of at most 20 characters, list rows at most 10 with titles of
@@ -12,7 +13,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from bot.engine.events import Choice
@@ -102,7 +102,7 @@ def one_line(text: str, limit: int = MAX_PARAM) -> str:
 # --- free-form messages ----------------------------------------------------------------------
 
 
-def _envelope(to: str, kind: str, content: Json) -> Json:
+def envelope(to: str, kind: str, content: Json) -> Json:
     return {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
@@ -114,7 +114,7 @@ def _envelope(to: str, kind: str, content: Json) -> Json:
 
 def text_bodies(to: str, text: str) -> list[Json]:
     return [
-        _envelope(to, "text", {"body": part, "preview_url": False})
+        envelope(to, "text", {"body": part, "preview_url": False})
         for part in split_text(text, MAX_TEXT)
         if part.strip()
     ]
@@ -206,7 +206,7 @@ def interactive_bodies(
         interactive = _list(choices, choose_label)
     lead, body = split_body(text, empty_body=f"{choose_label}:")
     interactive["body"] = {"text": body}
-    return [*text_bodies(to, lead), _envelope(to, "interactive", interactive)]
+    return [*text_bodies(to, lead), envelope(to, "interactive", interactive)]
 
 
 def media_body(to: str, media_id: str, *, filename: str, caption: str, as_image: bool) -> Json:
@@ -214,139 +214,10 @@ def media_body(to: str, media_id: str, *, filename: str, caption: str, as_image:
     if caption.strip():
         content["caption"] = clip(caption, MAX_CAPTION)
     if as_image:
-        return _envelope(to, "image", content)
+        return envelope(to, "image", content)
     content["filename"] = filename
-    return _envelope(to, "document", content)
+    return envelope(to, "document", content)
 
 
 def read_receipt(message_id: str) -> Json:
     return {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
-
-
-# --- templates -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Template:
-    """A message template as submitted to Meta (docs/whatsapp.md lists them for the operator)."""
-
-    name: str
-    purpose: str
-    body: str  # Indonesian text with {{1}}, {{2}}, ...
-    params: tuple[str, ...]  # what each parameter carries
-    example: tuple[str, ...]  # sample values: Meta asks for them when the template is submitted
-    header: str | None = None  # "DOCUMENT": the file travels in the header
-    category: str = "UTILITY"
-
-
-GENERIC = "laporham_pemberitahuan"
-FILE = "laporham_berkas"
-
-TEMPLATES: tuple[Template, ...] = (
-    Template(
-        name=GENERIC,
-        purpose="any message to a contact outside the 24-hour window, when it names no template",
-        body=(
-            "Pemberitahuan dari LaporHAM:\n\n{{1}}\n\n"
-            "Balas pesan ini untuk melanjutkan, atau ketik *bantuan*."
-        ),
-        params=("the message text on one line (at most 900 characters)",),
-        example=("Laporan Bantuan usaha bagi perempuan kepala keluarga belum lengkap.",),
-    ),
-    Template(
-        name="laporham_pengingat",
-        purpose="reminder of a reporting deadline",
-        body=(
-            "Yth. {{1}},\nbatas pengisian laporan {{2}} untuk {{3}} adalah {{4}}. "
-            "Masih ada {{5}} aksi yang belum dikirim.\n"
-            "Balas *lapor* untuk mengisi laporan sekarang."
-        ),
-        params=("contact name", "period", "office and region", "due date and time", "count"),
-        example=(
-            "Siti Rahma",
-            "B08 2025",
-            "Dinas Koperasi dan UMKM Kota Bandar Lampung",
-            "25 Agustus 2025 pukul 23.59 WIB",
-            "2",
-        ),
-    ),
-    Template(
-        name="laporham_periode_dibuka",
-        purpose="a reporting period has opened",
-        body=(
-            "Periode pelaporan {{1}} sudah dibuka untuk {{2}}. Batas pengisian: {{3}}.\n"
-            "Balas *lapor* untuk mulai mengisi laporan."
-        ),
-        params=("period", "office and region", "due date and time"),
-        example=("B08 2025", "Dinas Koperasi dan UMKM Kota Bandar Lampung", "25 Agustus 2025"),
-    ),
-    Template(
-        name="laporham_dikembalikan",
-        purpose="a submitted report was returned by the reviewer",
-        body=(
-            "Laporan {{1}} untuk {{2}} dikembalikan oleh pemeriksa dengan catatan: {{3}}\n"
-            "Balas *lapor* untuk memperbaikinya."
-        ),
-        params=("action", "period", "the reviewer's note on one line"),
-        example=("Bantuan usaha bagi perempuan kepala keluarga", "B08 2025", "Notulen belum ada."),
-    ),
-    Template(
-        name="laporham_siaran",
-        purpose="a broadcast from the Kanwil or a coordinator",
-        body="Pesan dari {{1}}:\n\n{{2}}\n\nBalas *bantuan* untuk melihat perintah LaporHAM.",
-        params=("sender (office)", "the message on one line"),
-        example=("Kanwil Kementerian HAM Lampung", "Bimtek RANHAM diadakan Senin, 18 Agustus."),
-    ),
-    Template(
-        name=FILE,
-        purpose="a file (recap, export) for a contact outside the 24-hour window",
-        body="Berkas dari LaporHAM: {{1}}\nBalas pesan ini bila ada pertanyaan.",
-        params=("the file's caption or name on one line",),
-        example=("Rekap laporan B08 2025",),
-        header="DOCUMENT",
-    ),
-)
-
-TEMPLATE_NAMES = frozenset(template.name for template in TEMPLATES)
-
-
-def template_body(
-    to: str,
-    name: str,
-    params: Sequence[str],
-    *,
-    language: str,
-    document: tuple[str, str] | None = None,
-) -> Json:
-    """A template message; `document` is (media id, filename) for a template with a file."""
-    components: list[Json] = []
-    if document is not None:
-        media_id, filename = document
-        components.append(
-            {
-                "type": "header",
-                "parameters": [
-                    {"type": "document", "document": {"id": media_id, "filename": filename}}
-                ],
-            }
-        )
-    if params:
-        components.append(
-            {
-                "type": "body",
-                "parameters": [{"type": "text", "text": one_line(p)} for p in params],
-            }
-        )
-    content: Json = {"name": name, "language": {"code": language}}
-    if components:
-        content["components"] = components
-    return _envelope(to, "template", content)
-
-
-def generic_param(text: str, choices: Sequence[Choice] = ()) -> str:
-    """The generic template's one parameter: the message as plain text on one line, with its
-    choices numbered so the user can answer with a number once they write back."""
-    plain = to_whatsapp(text)
-    if choices:
-        plain += "\n" + "\n".join(f"{n}. {c.label}" for n, c in enumerate(choices, start=1))
-    return one_line(plain)

@@ -1,0 +1,222 @@
+"""Outbound: one engine message to the Cloud API, free-form inside the 24-hour window and as a
+template outside it, at a pace Meta accepts.
+
+```mermaid
+flowchart LR
+    S[send] --> W{window open?}
+    W -- no --> T[template]
+    W -- yes --> F[free-form parts]
+    F -- 131047 --> C[note the window closed] --> T
+    F -- a part fails --> P[remember the parts sent, for the retry]
+```
+
+What is kept in memory, each bounded: the pace of each recent recipient, who Meta said is
+outside the window, and the parts of a split message already sent (for its retry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from aiolimiter import AsyncLimiter
+from cachetools import LRUCache, TTLCache
+from pydantic import ValidationError
+
+from bot.channels.whatsapp import shapes, templates
+from bot.channels.whatsapp.errors import OutsideWindow, RetryDelays, raise_for_error
+from bot.channels.whatsapp.media import Media
+from bot.channels.whatsapp.payloads import SendResponse
+from bot.channels.whatsapp.shapes import Json
+from bot.engine.channel import TransientSendError
+from bot.engine.events import OutFile, Outgoing, outgoing_to_payload
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+WINDOW = timedelta(hours=24)
+# Our last_inbound_at is when we handled the message, a little after the user sent it.
+WINDOW_MARGIN = timedelta(minutes=5)
+PROGRESS_TTL = 15 * 60.0  # seconds a half-sent split message is remembered for its retry
+MAX_RECIPIENTS = 10_000  # paces and closed windows remembered: bounded however many users
+MAX_IN_PROGRESS = 1_000
+IMAGE_MIMES = frozenset({"image/jpeg", "image/png"})  # what WhatsApp shows as a photo
+
+
+class Pacing:
+    """Under Meta's ~80 messages/s per number, and a burst-then-steady pace per recipient.
+
+    Meta's pair rate is about 1 message per 6 s to one user, with bursts tolerated: a
+    conversation's replies go out at once, a runaway loop is slowed to 1 message/s."""
+
+    def __init__(
+        self, messages_per_second: float, recipient_burst: int, recipient_interval: float
+    ) -> None:
+        self.number = AsyncLimiter(messages_per_second, 1.0)
+        self.recipient_burst = recipient_burst
+        self.recipient_interval = recipient_interval
+        self._recipients: LRUCache[str, AsyncLimiter] = LRUCache(maxsize=MAX_RECIPIENTS)
+
+    def recipient(self, chat_id: str) -> AsyncLimiter:
+        pace = self._recipients.get(chat_id)
+        if pace is None:
+            burst = self.recipient_burst
+            pace = self._recipients[chat_id] = AsyncLimiter(burst, burst * self.recipient_interval)
+        return pace
+
+
+class Window:
+    """Whether a free-form message may go to a user: within 24 h of their last message, unless
+    Meta said otherwise since (131047, at send time or in a failed receipt)."""
+
+    def __init__(self, now: Callable[[], datetime] = utcnow) -> None:
+        self.now = now
+        self._closed: LRUCache[str, datetime] = LRUCache(maxsize=MAX_RECIPIENTS)
+
+    def is_open(self, chat_id: str, last_inbound_at: datetime | None) -> bool:
+        if last_inbound_at is None:
+            return False
+        if last_inbound_at.tzinfo is None:
+            last_inbound_at = last_inbound_at.replace(tzinfo=UTC)
+        if self.now() - last_inbound_at >= WINDOW - WINDOW_MARGIN:
+            return False
+        closed = self._closed.get(chat_id)
+        return closed is None or closed < last_inbound_at
+
+    def close(self, chat_id: str) -> None:
+        """Meta refused a free-form message: closed until the user writes again."""
+        self._closed[chat_id] = self.now()
+
+
+class Outbound:
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        messages_url: str,
+        media: Media,
+        pacing: Pacing,
+        window: Window,
+        delays: RetryDelays,
+        template_language: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self.messages_url = messages_url
+        self.media = media
+        self.pacing = pacing
+        self.window = window
+        self.delays = delays
+        self.template_language = template_language
+        # Progress key -> ids of the parts of a split message already sent.
+        self._progress: TTLCache[str, list[str]] = TTLCache(
+            maxsize=MAX_IN_PROGRESS, ttl=PROGRESS_TTL, timer=clock
+        )
+
+    async def send(
+        self, chat_id: str, message: Outgoing, last_inbound_at: datetime | None
+    ) -> str | None:
+        if not self.window.is_open(chat_id, last_inbound_at):
+            return await self._send_template(chat_id, message)
+        try:
+            return await self._send_free_form(chat_id, message, last_inbound_at)
+        except OutsideWindow:
+            # Meta's clock says the window closed: same message, as a template, right away.
+            self.window.close(chat_id)
+            return await self._send_template(chat_id, message)
+
+    async def mark_read(self, message_id: str) -> None:
+        """Blue ticks for the user: best effort, a failure changes nothing."""
+        try:
+            # Not paced: a receipt is not a message, and must not delay one.
+            response = await self._client.post(
+                self.messages_url, json=shapes.read_receipt(message_id)
+            )
+            if response.status_code >= 400:
+                log.debug("read receipt refused: %s", response.text[:200])
+        except Exception as error:  # closed client at shutdown included: never worth a crash
+            log.debug("read receipt failed: %r", error)
+
+    async def _send_free_form(
+        self, chat_id: str, message: Outgoing, last_inbound_at: datetime | None
+    ) -> str | None:
+        bodies = await self._free_form_bodies(chat_id, message)
+        key = progress_key(chat_id, message, last_inbound_at)
+        sent = self._progress.pop(key, [])
+        for body in bodies[len(sent) :]:
+            try:
+                sent.append(await self._post(body, recipient=chat_id))
+            except Exception:
+                if sent:  # a retry of this outbox row continues after the parts that went out
+                    self._progress[key] = sent
+                raise
+        return sent[-1] if sent else None  # nothing to send: a blank text
+
+    async def _free_form_bodies(self, chat_id: str, message: Outgoing) -> list[Json]:
+        if isinstance(message, OutFile):
+            media_id, mime = await self.media.upload(message)
+            caption = shapes.to_whatsapp(message.caption)
+            as_image = message.as_photo and mime in IMAGE_MIMES
+            body = shapes.media_body(
+                chat_id, media_id, filename=message.filename, caption=caption, as_image=as_image
+            )
+            return [body]
+        text = shapes.to_whatsapp(message.text)
+        if message.choices:
+            return shapes.interactive_bodies(
+                chat_id,
+                text,
+                message.choices,
+                choose_label=message.choose_label or shapes.LIST_BUTTON,
+            )
+        return shapes.text_bodies(chat_id, text)
+
+    async def _send_template(self, chat_id: str, message: Outgoing) -> str:
+        language = self.template_language
+        if isinstance(message, OutFile):
+            media_id, _mime = await self.media.upload(message)
+            caption = shapes.to_whatsapp(message.caption) or message.filename
+            body = templates.template_body(
+                chat_id,
+                templates.FILE,
+                [caption],
+                language=language,
+                document=(media_id, message.filename),
+            )
+        elif message.template:
+            body = templates.template_body(
+                chat_id, message.template, message.template_params, language=language
+            )
+        else:
+            param = templates.generic_param(message.text, message.choices)
+            body = templates.template_body(chat_id, templates.GENERIC, [param], language=language)
+        return await self._post(body, recipient=chat_id)
+
+    async def _post(self, body: Json, *, recipient: str) -> str:
+        await self.pacing.recipient(recipient).acquire()
+        await self.pacing.number.acquire()
+        try:
+            response = await self._client.post(self.messages_url, json=body)
+        except httpx.HTTPError as error:
+            raise TransientSendError(f"network: {error!r}") from error
+        raise_for_error(response, self.delays, recipient=recipient)
+        try:
+            sent = SendResponse.model_validate_json(response.content)
+        except ValidationError as error:
+            raise TransientSendError("unreadable send response") from error
+        if not sent.messages:
+            raise TransientSendError("send response without a message id")
+        return sent.messages[0].id
+
+
+def progress_key(chat_id: str, message: Outgoing, last_inbound_at: datetime | None) -> str:
+    """The same outbox row retried has the same message and the same last inbound time; a
+    new message from the user changes the latter, so a deliberate repeat is never skipped."""
+    seen = last_inbound_at.isoformat() if last_inbound_at else ""
+    text = json.dumps(outgoing_to_payload(message), sort_keys=True, default=str)
+    return hashlib.sha256(f"{chat_id}|{seen}|{text}".encode()).hexdigest()
