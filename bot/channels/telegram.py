@@ -70,10 +70,9 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.ext import ExtBot
-from telegram.request import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
-from bot.channels.telegram_http import AiohttpRequest
 from bot.channels.telegram_translate import (
     ALLOWED_UPDATES,
     dedup_key,
@@ -208,19 +207,22 @@ class TelegramChannel:
         limits: Limits | None = None,
     ) -> None:
         api_url = api_url.rstrip("/")
+        # PTB's own httpx transport. Two pools: a long poll holds its connection for up to
+        # POLL_TIMEOUT, so sends never queue behind it.
         self._requests = (
-            AiohttpRequest(
-                # Telegram takes ~30 messages/s: 16 connections cover that at 0.5 s a call,
-                # and a bigger pool only costs CPU on every request.
+            HTTPXRequest(
+                # Telegram takes ~30 messages/s: 16 connections cover that at 0.5 s a call.
                 connection_pool_size=16,
                 connect_timeout=5,
                 read_timeout=15,
                 write_timeout=15,
+                # A send that waits longer for a free connection fails as TimedOut, which the
+                # outbox retries: better than holding every other chat's reply.
                 pool_timeout=5,
-                media_write_timeout=60,
+                media_write_timeout=60,  # evidence files up to 20 MB on slow uplinks
             ),
-            # A long poll holds its connection: its own pool, so sends never queue behind it.
-            AiohttpRequest(
+            # getUpdates passes its own read timeout (poll_timeout + POLL_READ_MARGIN).
+            HTTPXRequest(
                 connection_pool_size=2, connect_timeout=5, read_timeout=10, pool_timeout=5
             ),
         )
@@ -303,9 +305,9 @@ class TelegramChannel:
     async def _call(
         self, endpoint: str, *, read_timeout: float | None = None, **params: Any
     ) -> Any:
-        """A Bot API call whose answer is only read as JSON. PTB builds the call, checks the
-        answer and raises its typed errors as for its own methods, but skips turning the answer
-        into objects: a Message cost more CPU to build than the whole HTTP exchange."""
+        """A Bot API call whose answer is only read as JSON (Bot.do_api_request, public). PTB
+        builds the call, checks the answer and raises its typed errors as for its own methods,
+        but skips turning the answer into objects: only a message_id is ever read from it."""
         given = {name: value for name, value in params.items() if value is not None}
         timeout = BaseRequest.DEFAULT_NONE if read_timeout is None else read_timeout
         return await self.bot.do_api_request(endpoint, api_kwargs=given, read_timeout=timeout)

@@ -4,6 +4,7 @@ keyboards, splitting, files, the translation of Bot API errors and the rate limi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -188,6 +189,18 @@ async def test_missing_evidence_is_a_permanent_failure(channel) -> None:
         await channel.send(str(CHAT), OutFile(storage_key="ab/" + "0" * 64 + ".pdf", filename="x"))
 
 
+async def test_a_file_name_reaches_telegram_as_written(api, channel, store) -> None:
+    """Telegram reads filename="..." literally: spaces stay spaces (not %20), and only `"` and
+    control characters are escaped, so that no name can end its header."""
+    key = await store.put(pdf_bytes(), extension="pdf")
+    name = 'Daftar "final"\r\nX-Evil: 1 Agustus.pdf'
+    await channel.send(str(CHAT), OutFile(storage_key=key, filename=name))
+    document = await api.wait_for("sendDocument")
+    assert document.result["document"]["file_name"] == (
+        "Daftar %22final%22%0D%0AX-Evil: 1 Agustus.pdf"
+    )
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -303,6 +316,23 @@ async def test_failed_downloads(api, channel) -> None:
     api.fail_next("downloadFile", status=500)
     with pytest.raises(FetchFailed):
         await channel.fetch_file(file_event("doc-2", 10), max_bytes=1000)
+
+
+async def test_a_long_poll_in_flight_does_not_hold_a_send(api, store) -> None:
+    """getUpdates has connections of its own: a reply goes out while a long poll waits."""
+    channel = TelegramChannel(
+        token=api.token, api_url=api.url, store=store, limits=FAST, poll_timeout=30
+    )
+    polling = asyncio.create_task(channel.run(None))  # type: ignore[arg-type] # no updates come
+    try:
+        poll = await api.wait_for("getUpdates", finished=False)
+        await channel.send(str(CHAT), OutText(text="halo"))
+        assert not poll.finished
+    finally:
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+        await channel.close()
 
 
 # --------------------------------------------------------------------------- rate limits
