@@ -35,13 +35,13 @@ import logging
 import re
 import secrets
 import warnings
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from aiolimiter import AsyncLimiter
+from cachetools import LRUCache
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -123,8 +123,6 @@ POLL_READ_MARGIN = 10
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # slow mobile data: no link previews
 _TAG = re.compile(r"<(/?)(b|i)>")
 
-K = TypeVar("K")
-V = TypeVar("V")
 Sent = TypeVar("Sent")
 Json = dict[str, Any]
 
@@ -153,29 +151,6 @@ class Limits:
     overall_per_second: float = 30
     chat_burst: float = 3
     chat_period: float = 3.0
-
-
-class _Recent(Generic[K, V]):
-    """A dict that forgets its least recently used keys beyond `size` (memory stays bounded)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K, make: Callable[[], V]) -> V:
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        value = self._items[key] = make()
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def pop(self, key: K) -> None:
-        self._items.pop(key, None)
 
 
 class TelegramConfigError(ChannelConfigError):
@@ -242,12 +217,14 @@ class TelegramChannel:
         limits = limits or Limits()
         self._overall = AsyncLimiter(limits.overall_per_second, 1)
         self._chat_limits = limits
-        self._per_chat: _Recent[int, AsyncLimiter] = _Recent(10_000)
+        # Bounded by least recent use: a chat quiet long enough to be forgotten has an empty
+        # bucket anyway.
+        self._per_chat: LRUCache[int, AsyncLimiter] = LRUCache(maxsize=10_000)
         # Chats that just shared their own number: the next plain text removes the
         # "Bagikan nomor saya" reply keyboard. In memory: a restart only leaves the (one-time,
         # already hidden) keyboard in place.
-        self._close_keyboard: _Recent[int, bool] = _Recent(10_000)
-        self._told_groups: _Recent[int, bool] = _Recent(1_000)
+        self._close_keyboard: LRUCache[int, bool] = LRUCache(maxsize=10_000)
+        self._told_groups: LRUCache[int, bool] = LRUCache(maxsize=1_000)
         self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ sending
@@ -270,7 +247,7 @@ class TelegramChannel:
             markup = self._markup(chat, message) if index == len(parts) - 1 else None
             sent = await self._send_part(chat, part, markup)
             if isinstance(markup, ReplyKeyboardRemove | ReplyKeyboardMarkup):
-                self._close_keyboard.pop(chat)  # removed, or freshly shown again
+                self._close_keyboard.pop(chat, None)  # removed, or freshly shown again
         return str(sent["message_id"]) if sent else None
 
     async def _send_part(self, chat: int, text: str, markup: Any) -> Json:
@@ -374,10 +351,10 @@ class TelegramChannel:
             raise _PhotoRefused from error
 
     async def _limited(self, chat: int, call: Callable[[], Awaitable[Sent]]) -> Sent:
-        limits = self._chat_limits
-        bucket = self._per_chat.get(
-            chat, lambda: AsyncLimiter(limits.chat_burst, limits.chat_period)
-        )
+        bucket = self._per_chat.get(chat)
+        if bucket is None:
+            limits = self._chat_limits
+            bucket = self._per_chat[chat] = AsyncLimiter(limits.chat_burst, limits.chat_period)
         # The chat's bucket first: waiting for a busy chat must not hold overall capacity.
         async with bucket, self._overall:
             return await translate_errors(call)
@@ -513,7 +490,7 @@ class TelegramChannel:
 
     def _note_inbound(self, event: Inbound) -> None:
         if isinstance(event, ContactShared) and event.is_own:
-            self._close_keyboard.get(int(event.chat_id), lambda: True)
+            self._close_keyboard[int(event.chat_id)] = True
 
     async def _settle_callback(self, query: CallbackQuery, *, pressed: bool) -> None:
         """Stop the button's spinner and take the pressed keyboard away (no double press)."""
@@ -532,7 +509,7 @@ class TelegramChannel:
         chat = group_chat_id(update)
         if chat is None or chat in self._told_groups:
             return
-        self._told_groups.get(chat, lambda: True)  # once per group: never chatter in it
+        self._told_groups[chat] = True  # once per group: never chatter in it
         with contextlib.suppress(SendError):
             await self._limited(chat, lambda: self.bot.send_message(chat, PRIVATE_ONLY))
 
