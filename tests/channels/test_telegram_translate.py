@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.channels.telegram import TelegramChannel
-from bot.channels.telegram_translate import (
+from bot.channels.telegram.inbound import (
     dedup_key,
     group_chat_id,
     parse_command,
