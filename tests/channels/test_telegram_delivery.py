@@ -300,6 +300,15 @@ async def test_refused_webhook_url_stops_the_channel(
         await channel.close()
 
 
+async def test_a_token_revoked_while_polling_stops_the_channel(
+    api: FakeTelegramAPI, channel: TelegramChannel
+) -> None:
+    await channel.start(None)  # type: ignore[arg-type] # start() never calls the engine
+    api.token = "123:REVOKED"  # BotFather's /revoke
+    with pytest.raises(TelegramConfigError):
+        await asyncio.wait_for(channel.run(None), 10)  # type: ignore[arg-type] # no update comes
+
+
 def test_retry_after_in_seconds() -> None:
     assert seconds(3) == 3.0
     assert seconds(timedelta(seconds=1.5)) == 1.5

@@ -13,7 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from telegram import Update
-from telegram.error import BadRequest, Conflict, InvalidToken, TelegramError, TimedOut
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    EndPointNotFound,
+    InvalidToken,
+    TelegramError,
+    TimedOut,
+)
 
 from bot.channels.telegram.client import BotApi, Json
 from bot.channels.telegram.inbound import ALLOWED_UPDATES, dedup_key, parse_update
@@ -74,7 +81,9 @@ async def poll(api: BotApi, handle: Handle, *, poll_timeout: int) -> None:
             batch = await _fetch(api, offset, poll_timeout)
         except TimedOut:
             continue  # a long poll that outlived its read timeout: just ask again
-        except InvalidToken:
+        except (InvalidToken, EndPointNotFound):
+            # getUpdates exists: once the bot is initialized, do_api_request reports a
+            # rejected token (a 401/404) as EndPointNotFound.
             raise TelegramConfigError("Telegram rejected LAPORHAM_TELEGRAM_TOKEN") from None
         except Exception as error:  # network, 5xx, 409 (another instance polling), bugs
             failures += 1
