@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.channels.telegram import TelegramChannel
-from bot.channels.telegram_translate import (
+from bot.channels.telegram.inbound import (
     dedup_key,
     group_chat_id,
     parse_command,
@@ -24,6 +24,7 @@ from bot.engine.events import (
     CommandReceived,
     ContactShared,
     FileReceived,
+    Inbound,
     LocationShared,
     TextReceived,
     Unsupported,
@@ -35,10 +36,11 @@ BUDI = "5123456789"
 
 
 def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    payload: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return payload
 
 
-def event_of(payload: dict[str, Any]):  # type: ignore[no-untyped-def]
+def event_of(payload: dict[str, Any]) -> Inbound | None:
     update = parse_update(payload)
     assert update is not None
     return translate(update, payload)
@@ -64,7 +66,8 @@ def test_redelivery_under_a_new_update_id_has_the_same_inbox_id() -> None:
     first = fixture("text_message")
     again = copy.deepcopy(first)
     again["update_id"] += 1000
-    assert event_of(first).message_id == event_of(again).message_id
+    events = [event_of(first), event_of(again)]
+    assert len({event.message_id for event in events if event is not None}) == 1
 
 
 @pytest.mark.parametrize(
@@ -115,10 +118,11 @@ def test_photo_takes_the_largest_size() -> None:
 
 def test_album_items_are_separate_events_sharing_the_group() -> None:
     events = [event_of(fixture(f"album_photo_{n}")) for n in (1, 2, 3)]
-    assert all(isinstance(event, FileReceived) for event in events)
-    assert {event.media_group_id for event in events} == {"13793842115820463"}
-    assert len({event.message_id for event in events}) == 3
-    assert len({event.claimed_name for event in events}) == 3
+    files = [event for event in events if isinstance(event, FileReceived)]
+    assert len(files) == 3
+    assert {event.media_group_id for event in files} == {"13793842115820463"}
+    assert len({event.message_id for event in files}) == 3
+    assert len({event.claimed_name for event in files}) == 3
 
 
 def test_document_keeps_the_claims_as_untrusted_metadata() -> None:
@@ -204,8 +208,9 @@ def test_service_messages_and_garbage_are_skipped() -> None:
 
 def test_inbox_ids_differ_per_kind_of_update() -> None:
     keys = {
-        dedup_key(parse_update(fixture(name)))  # type: ignore[arg-type]
+        dedup_key(update)
         for name in ("text_message", "edited_message", "callback_query")
+        if (update := parse_update(fixture(name))) is not None
     }
     assert len(keys) == 3  # an edit of message 1201 is not message 1201 again
 

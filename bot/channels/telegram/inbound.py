@@ -11,7 +11,7 @@ import logging
 import re
 from typing import Any
 
-from telegram import CallbackQuery, Message, Update, User
+from telegram import Bot, CallbackQuery, Message, Update, User
 from telegram.constants import ChatType
 
 from bot.engine.channel import Channel
@@ -50,7 +50,7 @@ UNSUPPORTED_KINDS = (
 _COMMAND = re.compile(r"/([A-Za-z0-9_]{1,64})(?:@[A-Za-z0-9_]{1,64})?")
 
 
-def parse_update(payload: dict[str, Any], bot: Any = None) -> Update | None:
+def parse_update(payload: dict[str, Any], bot: Bot | None = None) -> Update | None:
     """The PTB object for a raw update, or None (logged) when it cannot be understood."""
     try:
         return Update.de_json(payload, bot)

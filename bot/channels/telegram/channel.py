@@ -1,0 +1,141 @@
+"""TelegramChannel: the ChannelAdapter, composed from the package's parts (see __init__)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from starlette.routing import BaseRoute
+from telegram import Update
+
+from bot.channels.telegram import media, transport
+from bot.channels.telegram.client import BotApi, Json
+from bot.channels.telegram.inbound import group_chat_id, parse_update, translate
+from bot.channels.telegram.outbound import MAX_TEXT, Limits, Outbound
+from bot.engine.channel import Capabilities, Channel, PermanentSendError
+from bot.engine.events import ContactShared, FileReceived, Inbound, Outgoing, OutText
+from storage.evidence import EvidenceStore
+
+if TYPE_CHECKING:  # the engine is only called, never built, here
+    from bot.engine.dispatch import Engine
+
+log = logging.getLogger(__name__)
+
+
+class TelegramChannel:
+    name = Channel.telegram
+    capabilities = Capabilities(
+        max_text=MAX_TEXT,
+        max_caption=media.MAX_CAPTION,
+        max_choices=8,  # inline keyboard, one button per row: readable on a phone
+        max_choice_label=40,
+        inline_buttons=True,
+        contact_button=True,
+        max_download_bytes=media.MAX_DOWNLOAD_BYTES,
+    )
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        api_url: str,
+        store: EvidenceStore,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        poll_timeout: int = transport.POLL_TIMEOUT,
+        limits: Limits | None = None,
+    ) -> None:
+        self.api = BotApi(token, api_url)
+        self.store = store
+        self.webhook_url = webhook_url or None
+        # Without a configured secret a random one is set with setWebhook at every start:
+        # a webhook must never accept unauthenticated posts.
+        self.webhook_secret = webhook_secret or secrets.token_urlsafe(32)
+        self.poll_timeout = poll_timeout
+        self.out = Outbound(self.api, limits or Limits())
+        self._background: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(
+        self, chat_id: str, message: Outgoing, *, last_inbound_at: datetime | None = None
+    ) -> str | None:
+        try:
+            chat = int(chat_id)
+        except ValueError:
+            raise PermanentSendError(f"not a Telegram chat id: {chat_id!r}") from None
+        if isinstance(message, OutText):
+            return await self.out.send_text(chat, message)
+        return await media.send_file(self.out, self.store, chat, message)
+
+    async def fetch_file(self, event: FileReceived, *, max_bytes: int) -> bytes:
+        return await media.fetch_file(self.api, event, max_bytes=max_bytes)
+
+    # ------------------------------------------------------------------ receiving
+
+    def routes(self, engine: Engine) -> list[BaseRoute]:
+        if not self.webhook_url:
+            return []  # polling: nothing may post updates to us
+
+        def accept(update: Update, payload: Json) -> None:
+            self._spawn(self.process(update, payload, engine))
+
+        secret = self.webhook_secret
+        return [transport.webhook_route(self.api, secret=secret, engine=engine, accept=accept)]
+
+    async def start(self, engine: Engine) -> None:
+        """Check the token, then register the webhook, or drop any for long polling."""
+        await transport.connect(self.api, webhook_url=self.webhook_url, secret=self.webhook_secret)
+
+    async def run(self, engine: Engine) -> None:
+        """Polling: fetch, handle, confirm, until cancelled. Webhook: updates come through
+        routes(), so there is nothing to run."""
+        if self.webhook_url:
+            return
+
+        async def handle(update: Update, payload: Json) -> None:
+            await self.process(update, payload, engine)
+
+        await transport.poll(self.api, handle, poll_timeout=self.poll_timeout)
+
+    async def process(self, update: Update, payload: Json, engine: Engine) -> None:
+        """Handle one update; never raises, so one bad update cannot stop the receiver."""
+        event: Inbound | None = None
+        try:
+            event = translate(update, payload)
+            if event is None:
+                log.info("Telegram update %s is not for the engine", update.update_id)
+                group = group_chat_id(update)
+                if group is not None:
+                    await self.out.tell_group(group)
+            else:
+                if isinstance(event, ContactShared) and event.is_own:
+                    self.out.shared_own_number(int(event.chat_id))
+                await engine.handle(event)
+        except Exception:
+            log.exception("Telegram update %s failed", update.update_id)
+        if update.callback_query is not None:
+            # After handle(): the spinner stops once the choice is committed.
+            pressed = event is not None
+            self._spawn(self.out.settle_callback(update.callback_query, pressed=pressed))
+
+    def parse_stored(self, payload: dict[str, Any]) -> Inbound | None:
+        """A stored webhook update as its event again (Engine.replay_stored)."""
+        update = parse_update(payload, self.api.bot)
+        return translate(update, payload) if update is not None else None
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        if self._background:
+            _, pending = await asyncio.wait(self._background, timeout=2)
+            for task in pending:
+                task.cancel()
+        await self.api.close()

@@ -1,0 +1,181 @@
+"""Receiving: start-up (getMe, then setWebhook or deleteWebhook), long polling, and the webhook
+route. What an update means is inbound.py's; what to do with it is the channel's `Handle`."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from telegram import Update
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    EndPointNotFound,
+    InvalidToken,
+    TelegramError,
+    TimedOut,
+)
+
+from bot.channels.telegram.client import BotApi, Json
+from bot.channels.telegram.inbound import ALLOWED_UPDATES, dedup_key, parse_update
+from bot.engine.channel import Channel, ChannelConfigError
+
+if TYPE_CHECKING:  # the engine is only called, never built, here
+    from bot.engine.dispatch import Engine
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+POLL_TIMEOUT = 25  # seconds; under the 30 s idle cut-off of many proxies
+# A long poll's read timeout is its `timeout` plus this: Telegram answers an empty poll at
+# `timeout`, so only a dropped connection waits longer.
+POLL_READ_MARGIN = 10
+
+# Handles one update (PTB's parse, and the payload as received); never raises.
+Handle = Callable[[Update, Json], Awaitable[None]]
+
+
+class TelegramConfigError(ChannelConfigError):
+    """Telegram refused the token or the webhook URL: nothing will work until the operator
+    fixes the settings, so the channel stops instead of retrying forever."""
+
+
+class Received(NamedTuple):
+    """One update of a getUpdates batch: its payload as sent, and PTB's parse of it (None when
+    it could not be parsed)."""
+
+    update_id: int
+    payload: Json
+    update: Update | None
+
+
+async def connect(api: BotApi, *, webhook_url: str | None, secret: str) -> None:
+    """Check the token, then register the webhook, or drop any for long polling."""
+    bot = api.bot
+    await _retrying("getMe", bot.initialize)
+    if webhook_url:
+        url: str = webhook_url
+        await _retrying(
+            "setWebhook",
+            lambda: bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES),
+        )
+        log.info("Telegram webhook set to %s", url)
+        return
+    await _retrying("deleteWebhook", bot.delete_webhook)
+    log.info("Telegram long polling as @%s", bot.username)
+
+
+async def poll(api: BotApi, handle: Handle, *, poll_timeout: int) -> None:
+    """Fetch, handle, confirm, until cancelled."""
+    offset: int | None = None
+    failures = 0
+    while True:
+        try:
+            batch = await _fetch(api, offset, poll_timeout)
+        except TimedOut:
+            continue  # a long poll that outlived its read timeout: just ask again
+        except (InvalidToken, EndPointNotFound):
+            # getUpdates exists: once the bot is initialized, do_api_request reports a
+            # rejected token (a 401/404) as EndPointNotFound.
+            raise TelegramConfigError("Telegram rejected LAPORHAM_TELEGRAM_TOKEN") from None
+        except Exception as error:  # network, 5xx, 409 (another instance polling), bugs
+            failures += 1
+            delay = min(30.0, 0.5 * 2**failures)
+            hint = " (is another instance using this token?)" if isinstance(error, Conflict) else ""
+            log.warning("getUpdates failed: %s%s; retrying in %.1f s", error, hint, delay)
+            await asyncio.sleep(delay)
+            continue
+        failures = 0
+        if batch:
+            await _handle_batch(batch, handle)
+            # Only now: the next getUpdates confirms the batch. A crash before this point
+            # re-reads it and the inbox absorbs what was already handled.
+            offset = batch[-1].update_id + 1
+
+
+async def _fetch(api: BotApi, offset: int | None, poll_timeout: int) -> list[Received]:
+    """One long poll. The batch is read as JSON and each update parsed on its own: PTB's
+    get_updates parses a batch as a whole, so one update it cannot parse would block the
+    queue forever; and the payload is kept as the event's `raw` without re-serialising."""
+    payloads: list[Json] = await api.call(
+        "getUpdates",
+        read_timeout=poll_timeout + POLL_READ_MARGIN,
+        offset=offset,
+        timeout=poll_timeout,
+        allowed_updates=ALLOWED_UPDATES,
+    )
+    return [
+        Received(int(payload["update_id"]), payload, parse_update(payload, api.bot))
+        for payload in payloads
+    ]
+
+
+async def _handle_batch(batch: Iterable[Received], handle: Handle) -> None:
+    """Users in parallel, each user's updates in order (album items, quick answers)."""
+    queues: dict[str, list[tuple[Update, Json]]] = {}
+    for received in batch:
+        if received.update is None:
+            log.warning("skipped Telegram update %s: not understood", received.update_id)
+            continue
+        user = received.update.effective_user
+        key = str(user.id) if user else f"update:{received.update_id}"
+        queues.setdefault(key, []).append((received.update, received.payload))
+
+    async def in_order(queue: list[tuple[Update, Json]]) -> None:
+        for update, payload in queue:
+            await handle(update, payload)
+
+    await asyncio.gather(*(in_order(queue) for queue in queues.values()))
+
+
+def webhook_route(
+    api: BotApi, *, secret: str, engine: Engine, accept: Callable[[Update, Json], None]
+) -> Route:
+    """POST /telegram/webhook: checks the secret header, keeps the update in the inbox, then
+    hands it to `accept` (which handles it in the background) and answers 200."""
+
+    async def webhook(request: Request) -> Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            return Response(status_code=403)
+        try:
+            payload: Any = await request.json()
+        except ValueError:
+            return Response(status_code=400)
+        update = parse_update(payload, api.bot) if isinstance(payload, dict) else None
+        if update is None:
+            return Response(status_code=200)  # Telegram re-sending it would not help
+        # Kept in the inbox before the 200: if we die now, replay_stored handles it later.
+        if await engine.store_raw(Channel.telegram, dedup_key(update), payload):
+            accept(update, payload)
+        return Response(status_code=200)
+
+    return Route(WEBHOOK_PATH, webhook, methods=["POST"])
+
+
+async def _retrying(what: str, call: Callable[[], Awaitable[Any]]) -> None:
+    """Start-up calls: a network hiccup is waited out, a rejected token is fatal."""
+    failures = 0
+    while True:
+        try:
+            await call()
+            return
+        except InvalidToken:
+            # PTB's message carries the token itself: keep it out of logs.
+            raise TelegramConfigError(
+                "Telegram rejected LAPORHAM_TELEGRAM_TOKEN; check it with @BotFather"
+            ) from None
+        except BadRequest as error:  # e.g. setWebhook: "HTTPS url must be provided"
+            raise TelegramConfigError(f"Telegram refused {what}: {error}") from error
+        except TelegramError as error:
+            failures += 1
+            delay = min(30.0, 0.5 * 2**failures)
+            log.warning("%s failed (%s); retrying in %.1f s", what, error, delay)
+            await asyncio.sleep(delay)
