@@ -53,9 +53,9 @@ def _run(factory: Callable[[], Awaitable[T]]) -> T:
 @contextmanager
 def _friendly_errors() -> Iterator[None]:
     """Operator mistakes get one clear message and exit code 1, never a traceback."""
-    from storage.catalogue import CatalogueError
-    from storage.importing import ImportFileError
+    from storage.importers import ImportFileError
     from storage.invites import InviteError
+    from storage.periods import CatalogueError
 
     try:
         yield
@@ -148,7 +148,7 @@ def db_upgrade() -> None:
 @catalogue_app.command("import")
 def catalogue_import(file: Annotated[Path, typer.Argument(help="Berkas katalog YAML")]) -> None:
     """Muat program, periode, aksi, ukuran, pertanyaan dan syarat data dukung dari YAML."""
-    from storage.catalogue import import_catalogue, load_catalogue
+    from storage.importers import import_catalogue, load_catalogue
 
     _import(file, load_catalogue, import_catalogue)
 
@@ -158,7 +158,7 @@ def contacts_import(
     file: Annotated[Path, typer.Argument(help="Berkas Excel (.xlsx) kontak")],
 ) -> None:
     """Muat wilayah, OPD, kontak dan penugasan dari Excel."""
-    from storage.contacts import import_contacts, read_contacts_workbook
+    from storage.importers import import_contacts, read_contacts_workbook
 
     _import(file, read_contacts_workbook, import_contacts)
 
@@ -220,7 +220,7 @@ def period_set(
     programme: Annotated[str | None, typer.Option(help="Kode program (bawaan: terbaru)")] = None,
 ) -> None:
     """Atur jendela periode; batasnya akhir tanggal itu di zona waktu tiap wilayah."""
-    from storage.catalogue import set_period_window
+    from storage.periods import set_period_window
 
     settings = _settings()
     try:

@@ -1,4 +1,4 @@
-"""Period windows in each region's local time.
+"""Period windows in each region's local time, and setting a period's window (`period set`).
 
 A period opens at the start of `opens_on` and closes at the end of `due_on`, both in the region's
 own zone (WIB, WITA or WIT): a Papua office's deadline passes two hours before a Jakarta one's.
@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Period, Programme
 
 ZONE_ABBREVIATIONS = {"Asia/Jakarta": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT"}
 
@@ -46,3 +52,38 @@ def days_left(due_on: date, now: datetime, timezone: str) -> int:
 
 def zone_abbreviation(timezone: str) -> str:
     return ZONE_ABBREVIATIONS.get(timezone, timezone)
+
+
+class CatalogueError(ValueError):
+    """A catalogue operation the operator asked for cannot be done (message in Indonesian)."""
+
+
+async def set_period_window(
+    *,
+    session: AsyncSession,
+    programme_code: str | None,
+    period_code: str,
+    opens_on: date,
+    due_on: date,
+) -> Period:
+    """Set a period's window. Without a programme code: the latest programme (by year) that has a
+    period with this code, since operators mean the current cycle when they type `B08`."""
+    if opens_on > due_on:
+        raise CatalogueError(f"Tanggal buka {opens_on} setelah tenggat {due_on}.")
+    query = (
+        select(Period)
+        .join(Programme, col(Programme.id) == Period.programme_id)
+        .where(sa.func.lower(Period.code) == period_code.strip().lower())
+        .order_by(col(Programme.year).desc(), col(Programme.id).desc())
+    )
+    if programme_code is not None:
+        query = query.where(Programme.code == programme_code.strip())
+    period = (await session.exec(query)).first()
+    if period is None:
+        where = f' pada program "{programme_code}"' if programme_code else ""
+        raise CatalogueError(f'Periode "{period_code}" tidak ditemukan{where}.')
+    period.opens_on = opens_on
+    period.due_on = due_on
+    session.add(period)
+    await session.flush()
+    return period

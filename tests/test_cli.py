@@ -337,7 +337,7 @@ def test_period_set_with_a_badly_written_date_fails_cleanly(laporham, tmp_path: 
 
 
 CATALOGUE_ERROR_UNCAUGHT = (
-    "bot/cli.py _friendly_errors does not catch storage.catalogue.CatalogueError: "
+    "bot/cli.py _friendly_errors does not catch storage.periods.CatalogueError: "
     "`period set` prints a traceback"
 )
 

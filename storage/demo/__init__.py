@@ -13,10 +13,18 @@ import yaml
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.catalogue import import_catalogue, load_catalogue, set_period_window
-from storage.contacts import ContactsDoc, contacts_doc_from_rows, import_contacts
-from storage.importing import ImportFileError, Progress, noop_progress
+from storage.importers import (
+    ContactsDoc,
+    ImportFileError,
+    Progress,
+    contacts_doc_from_rows,
+    import_catalogue,
+    import_contacts,
+    load_catalogue,
+    noop_progress,
+)
 from storage.models import Programme
+from storage.periods import set_period_window
 
 DEMO_DIR = Path(__file__).parent
 CATALOGUE_FILES = ("catalogue-aksi-ham-2025.yaml", "catalogue-kkpham-2025.yaml")

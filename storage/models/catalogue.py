@@ -1,7 +1,7 @@
 """The catalogue: programmes (Aksi HAM of a year, KKPHAM of a year), their periods, actions,
 measures per period, questions and evidence requirements; and which offices own which action.
 
-Catalogue content is data imported from files (storage/catalogue.py), never code.
+Catalogue content is data imported from files (storage/importers/), never code.
 """
 
 from __future__ import annotations

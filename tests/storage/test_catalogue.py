@@ -10,14 +10,8 @@ import yaml
 from sqlalchemy import func
 from sqlmodel import select
 
-from storage.catalogue import (
-    CatalogueError,
-    import_catalogue,
-    load_catalogue,
-    set_period_window,
-)
 from storage.demo import DEMO_DIR
-from storage.importing import ImportFileError
+from storage.importers import ImportFileError, import_catalogue, load_catalogue
 from storage.models import (
     Action,
     EvidenceRequirement,
@@ -27,6 +21,7 @@ from storage.models import (
     Question,
     QuestionKind,
 )
+from storage.periods import CatalogueError, set_period_window
 
 DEMO_AKSI_HAM = DEMO_DIR / "catalogue-aksi-ham-2025.yaml"
 TABLES = (Programme, Period, Action, Measure, Question, EvidenceRequirement)

@@ -10,10 +10,15 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from storage.catalogue import import_catalogue, load_catalogue
-from storage.contacts import contacts_doc_from_rows, import_contacts, read_contacts_workbook
 from storage.demo import DEMO_DIR
-from storage.importing import ImportFileError
+from storage.importers import (
+    ImportFileError,
+    contacts_doc_from_rows,
+    import_catalogue,
+    import_contacts,
+    load_catalogue,
+    read_contacts_workbook,
+)
 from storage.models import Assignment, Contact, Office, Region, RegionKind, Role
 
 TABLES = (Region, Office, Contact, Assignment)

@@ -142,6 +142,19 @@ ModelT = TypeVar("ModelT", bound=SQLModel)
 KeyT = TypeVar("KeyT")
 
 
+class HasId(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def row_id(row: HasId) -> int:
+    """A flushed row's id, typed as set: the database assigned it at the flush, so None here is
+    a bug in the importer, never a problem with the file."""
+    if row.id is None:
+        raise RuntimeError(f"{type(row).__name__} has no id yet: flush before using it")
+    return row.id
+
+
 def apply_changes(row: SQLModel, values: Mapping[str, Any]) -> bool:
     """Set the fields that differ; True when anything changed. Equal values are not re-set, so
     re-importing the same file leaves rows (and their updated timestamps) alone."""
