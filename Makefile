@@ -1,5 +1,7 @@
 # The two commands of INTERFACES.md. Both create .venv/ on a fresh machine and reuse it after.
 PYTHON ?= python3
+# pytest-xdist workers for make test: the machines have two cores.
+PYTEST_WORKERS ?= 2
 VENV := .venv
 STAMP := $(VENV)/.installed
 
@@ -17,7 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
