@@ -166,8 +166,9 @@ async def add_identity(
         )
 
 
-async def eventually(check: Callable[[], bool | Awaitable[bool]], within: float = 5.0) -> None:
-    """Poll a condition (never a timing assertion: `within` only bounds a hang)."""
+async def eventually(check: Callable[[], bool | Awaitable[bool]], within: float = 60.0) -> None:
+    """Poll a condition (never a timing assertion: `within` only bounds a hang, and is generous
+    because two test workers share two cores with the database)."""
     async with asyncio.timeout(within):
         while True:
             done = check()
