@@ -1,5 +1,7 @@
 # The two commands of INTERFACES.md. Both create .venv/ on a fresh machine and reuse it after.
 PYTHON ?= python3
+# pytest-xdist workers for make test: the machines have two cores.
+PYTEST_WORKERS ?= 2
 VENV := .venv
 STAMP := $(VENV)/.installed
 
@@ -16,7 +18,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/mypy
+	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -25,4 +28,4 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

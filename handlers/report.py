@@ -101,7 +101,7 @@ async def start(turn: Turn) -> None:
 
 
 async def handle(turn: Turn) -> None:
-    step = Step(turn.step) if turn.step in Step.__members__ else None
+    step = Step.__members__.get(turn.step or "")
     if step is None:
         await start(turn)
         return

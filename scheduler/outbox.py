@@ -216,7 +216,7 @@ class OutboxSender:
             self._dispatch(row, handed=True)
 
     def _dispatch(self, row: QueuedMessage, *, handed: bool = False) -> None:
-        key = (row.channel, row.recipient)
+        key = (Channel(row.channel), row.recipient)  # storage keeps the channel as a string
         held_until = self._held_until.get(key)
         if held_until is not None:
             # A hand-off never passes a hold, even one that has run out: the held rows wait in
@@ -295,7 +295,7 @@ class OutboxSender:
             _Change(
                 outbox_id=row.id,
                 values=values,
-                unreachable=(row.channel, row.recipient) if unreachable else None,
+                unreachable=(Channel(row.channel), row.recipient) if unreachable else None,
             )
         )
         self._changed.set()

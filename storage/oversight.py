@@ -37,7 +37,8 @@ class RegionStatus:
 async def scope_region_ids(*, session: AsyncSession, contact: Contact) -> list[int]:
     """The regions a contact may see: none for a focal point (they see their office only)."""
     if contact.role is Role.admin:
-        return list((await session.exec(select(Region.id))).all())  # type: ignore[arg-type]
+        found = await session.exec(select(Region.id))
+        return [region_id for region_id in found.all() if region_id is not None]
     if contact.role is Role.focal_point or contact.region_id is None:
         return []
     region = await session.get(Region, contact.region_id)
@@ -69,7 +70,10 @@ async def status_counts(
     result = []
     for region in regions:
         for period in periods:
-            if not window(period.opens_on, period.due_on, region.timezone).is_open(now):  # type: ignore[arg-type]
+            opens_on, due_on = period.opens_on, period.due_on
+            if opens_on is None or due_on is None:  # never: the query keeps dated periods only
+                continue
+            if not window(opens_on, due_on, region.timezone).is_open(now):
                 continue
             expected, submitted = await _counts(session, region.id or 0, period.id or 0)
             if expected:

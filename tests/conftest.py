@@ -1,14 +1,23 @@
 """Database fixtures. The suite runs on SQLite by default and on PostgreSQL when
 LAPORHAM_TEST_DATABASE_URL is set (.ci/run does both). The schema is built once per run by the
-real Alembic migrations; each test then starts from empty tables."""
+real Alembic migrations; each test then starts from empty tables.
+
+Under pytest-xdist (`make test` runs `-n 2`) every worker has a database of its own, since each
+test empties the tables: on SQLite a file in the worker's own temporary directory; on PostgreSQL
+`<database>_<worker id>` (<database>_gw0, <database>_gw1...) on the same server, dropped and
+created afresh at the start of the session, so rows a crashed earlier run left behind are gone.
+.ci/run drops these databases at the end."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,12 +26,37 @@ from storage.migrate import upgrade
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> str:
+    """`worker_id` is pytest-xdist's: "gw0", "gw1"... in a worker, "master" without -n."""
     url = os.environ.get("LAPORHAM_TEST_DATABASE_URL")
     if not url:
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    elif worker_id != "master":
+        url = asyncio.run(fresh_worker_database(make_url(url), worker_id))
     upgrade(url)
     return url
+
+
+async def fresh_worker_database(base: URL, worker_id: str) -> str:
+    """An empty database for this worker beside the base one; the URL to reach it."""
+    if base.get_backend_name() != "postgresql" or not base.database:
+        raise pytest.UsageError(
+            "LAPORHAM_TEST_DATABASE_URL with pytest -n: only a PostgreSQL database can be split "
+            "per worker; run without -n"
+        )
+    worker = base.set(database=f"{base.database}_{worker_id}")
+    if len((worker.database or "").encode()) > 63:  # PostgreSQL would cut it: workers would share
+        raise pytest.UsageError(f"database name too long for a per-worker copy: {base.database}")
+    name = '"' + (worker.database or "").replace('"', '""') + '"'
+    # The admin connection goes to the base database: the one the caller is sure exists.
+    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(admin)
+    try:
+        await connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await connection.execute(f"CREATE DATABASE {name}")
+    finally:
+        await connection.close()
+    return worker.render_as_string(hide_password=False)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from bot.engine.events import (
     ContactShared,
     FileReceived,
     Inbound,
+    InboundFields,
     OutFile,
     Outgoing,
     OutText,
@@ -74,7 +75,7 @@ class ConsoleChannel:
         if not text:
             return None
         self.counter += 1
-        base = {
+        base: InboundFields = {
             "channel": Channel.console,
             "user_key": self.user_key,
             "chat_id": self.user_key,

@@ -50,6 +50,8 @@ from bot.engine.events import (
     CommandReceived,
     FileReceived,
     Inbound,
+    InboundFields,
+    Outgoing,
     OutText,
     TextReceived,
     outgoing_to_payload,
@@ -207,7 +209,7 @@ class Engine:
         returned for `hand_off`, when the sender can take them directly: nothing else is waiting
         to go to this recipient, so going straight to the sender keeps their order."""
         event = turn.event
-        messages = []
+        messages: list[Outgoing] = []
         for message in coalesce(turn.outgoing, turn.capabilities.max_text):
             messages += (
                 fit(message, turn.capabilities) if isinstance(message, OutText) else [message]
@@ -333,7 +335,7 @@ def _match_label(text: str, state: ConversationState) -> str | None:
     return None
 
 
-def _base(event: Inbound) -> dict[str, object]:
+def _base(event: Inbound) -> InboundFields:
     return {
         "channel": event.channel,
         "user_key": event.user_key,

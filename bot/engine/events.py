@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from storage.types import utcnow
 
@@ -26,6 +26,19 @@ class Inbound:
     display_name: str | None = None
     received_at: datetime = field(default_factory=utcnow)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+class InboundFields(TypedDict):
+    """The fields of `Inbound`, as keyword arguments: to build one kind of event from another
+    (or from a channel's parse) with the types checked."""
+
+    channel: Channel
+    user_key: str
+    chat_id: str
+    message_id: str
+    display_name: NotRequired[str | None]
+    received_at: NotRequired[datetime]
+    raw: NotRequired[dict[str, Any]]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -166,8 +166,9 @@ async def add_identity(
         )
 
 
-async def eventually(check: Callable[[], bool | Awaitable[bool]], within: float = 5.0) -> None:
-    """Poll a condition (never a timing assertion: `within` only bounds a hang)."""
+async def eventually(check: Callable[[], bool | Awaitable[bool]], within: float = 60.0) -> None:
+    """Poll a condition (never a timing assertion: `within` only bounds a hang, and is generous
+    because two test workers share two cores with the database)."""
     async with asyncio.timeout(within):
         while True:
             done = check()
@@ -674,16 +675,18 @@ async def test_the_sender_takes_hand_offs_only_while_running(sessions, sender) -
 async def test_handed_off_replies_go_out_in_order_and_are_recorded_sent(
     sessions, channel, clock, sender
 ) -> None:
+    async def both_sent() -> bool:
+        return await count(sessions, OutboxStatus.sent) == 2
+
     async with running(sender):
         await eventually(lambda: sender.can_take(Channel.telegram, X))
         await hand_over(sessions, sender, clock, "A")
         await hand_over(sessions, sender, clock, "B")
         await eventually(lambda: channel.sent_to(X) == ["A", "B"])
+        # Outcomes are written by the sender's next cycle: wait for it before shutting down,
+        # which would leave them unwritten (the rows `sending`, sent again after a restart).
+        await eventually(both_sent)
 
-    async def both_sent() -> bool:
-        return await count(sessions, OutboxStatus.sent) == 2
-
-    await eventually(both_sent)
     assert {row.attempts for row in (await rows(sessions)).values()} == {1}
 
 
