@@ -12,7 +12,6 @@ from sqlalchemy import bindparam, exists, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import core_connection
 from storage.identities import find_identity
 from storage.models import (
     ChannelIdentity,
@@ -88,7 +87,7 @@ async def save_state(*, session: AsyncSession, state: ConversationState) -> None
     if state.id is None:
         session.add(state)
         return
-    connection = await core_connection(session)
+    connection = await session.connection()
     await connection.execute(
         _SAVE_STATE,
         {

@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import core_connection
 from storage.models import InboxMessage, InboxStatus
 from storage.types import utcnow
 
@@ -73,7 +72,7 @@ async def claim_inbound(*, session: AsyncSession, channel: str, message_id: str)
     One statement: insert it as processed, or flip a webhook's stored `received` row; a row
     already `processed` is left alone and nothing is returned.
     """
-    connection = await core_connection(session)
+    connection = await session.connection()
     statement = _CLAIM_INBOUND[connection.dialect.name]
     params = {"channel": channel, "message_id": message_id, "now": utcnow()}
     result = await connection.execute(statement, params)

@@ -23,7 +23,6 @@ from sqlalchemy import bindparam, case, exists, func, insert, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import core_connection
 from storage.models import OutboxMessage, OutboxStatus
 from storage.types import utcnow
 
@@ -100,7 +99,7 @@ async def insert_outbox(
     takes them (the engine's replies: they never enter the session)."""
     if not rows:
         return []
-    connection = await core_connection(session)
+    connection = await session.connection()
     if len(rows) == 1:  # most turns: a plain INSERT, without the many-rows machinery
         ids = [(await connection.execute(_INSERT_OUTBOX_ROW, rows[0])).scalar_one()]
     else:
@@ -135,7 +134,7 @@ async def has_waiting_outbox(
 ) -> bool:
     """Whether a message to this recipient waits to be claimed: due now, or held for a retry."""
     params = {"channel": channel, "recipient": recipient, "now": now}
-    connection = await core_connection(session)
+    connection = await session.connection()
     return (await connection.execute(_WAITING_FOR_RECIPIENT, params)).first() is not None
 
 
@@ -174,7 +173,7 @@ async def claim_due_outbox(
     """Take due messages for sending, in id order (skipping rows another sender holds, on
     PostgreSQL). A message waits while an earlier one to the same recipient is held back for a
     retry: each recipient gets their messages in the order they were written."""
-    connection = await core_connection(session)
+    connection = await session.connection()
     params = {"channel": channel, "now": now, "limit": limit}
     claimed = [
         QueuedMessage(id=row.id, channel=row.channel, recipient=row.recipient,
@@ -212,7 +211,7 @@ async def update_outbox_rows(
         )
     if not by_columns:
         return
-    connection = await core_connection(session)
+    connection = await session.connection()
     for columns, rows in by_columns.items():
         await connection.execute(_outbox_update(columns), rows)
 

@@ -17,7 +17,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import core_connection
 from storage.models import (
     Action,
     Answer,
@@ -287,7 +286,7 @@ async def answers_by_question(*, session: AsyncSession, submission_id: int) -> d
 
 async def evidence_counts(*, session: AsyncSession, submission_id: int) -> Counter[int]:
     await session.flush()  # Core skips the ORM's autoflush: files changed in the session count
-    connection = await core_connection(session)  # Core: no ORM objects needed
+    connection = await session.connection()  # Core: no ORM objects needed
     rows = await connection.execute(_EVIDENCE_COUNTS, {"submission_id": submission_id})
     return Counter({requirement_id: count for requirement_id, count in rows})
 
@@ -348,7 +347,7 @@ async def save_answer(
                 )
             )
         ).first()
-    connection = await core_connection(session)
+    connection = await session.connection()
     fields = {"value": value, "answered_by_id": contact_id, "answered_at": now}
     if existing is not None:
         await connection.execute(
@@ -380,7 +379,7 @@ async def add_evidence(
     *, session: AsyncSession, submission: Submission, file: EvidenceFile
 ) -> None:
     """Insert a new file's row (with Core, as save_answer does); `file` gets its id."""
-    connection = await core_connection(session)
+    connection = await session.connection()
     values = {key: getattr(file, key) for key in _EVIDENCE_COLUMNS}
     inserted = await connection.execute(_INSERT_EVIDENCE, values)
     file.id = inserted.inserted_primary_key[0]
