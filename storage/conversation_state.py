@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, exists, update
+from sqlalchemy import Table, bindparam, exists, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -45,7 +45,7 @@ _OPEN_CONVERSATION = (
         ConversationState.user_key == bindparam("user_key"),
     )
     # Only the state row: PostgreSQL refuses to lock the nullable side of an outer join.
-    .with_for_update(of=ConversationState)  # type: ignore[arg-type]
+    .with_for_update(of=ConversationState)
 )
 
 
@@ -67,7 +67,8 @@ async def open_conversation(*, session: AsyncSession, channel: str, user_key: st
     return Conversation(state, identity, contact)
 
 
-_STATE = ConversationState.__table__  # type: ignore[attr-defined]
+# SQLModel sets __table__ on every table model but does not declare it.
+_STATE: Table = ConversationState.__table__  # type: ignore[attr-defined]
 _SAVE_STATE = (
     update(_STATE)
     .where(_STATE.c.id == bindparam("state_id"))
@@ -115,13 +116,13 @@ _PEEK_STATE_FOR_FILE = select(ConversationState).where(
     ConversationState.channel == bindparam("channel"),
     ConversationState.user_key == bindparam("user_key"),
     exists().where(
-        ChannelIdentity.channel == bindparam("channel"),
-        ChannelIdentity.external_id == bindparam("user_key"),
+        col(ChannelIdentity.channel) == bindparam("channel"),
+        col(ChannelIdentity.external_id) == bindparam("user_key"),
     ),
     ~exists().where(
-        InboxMessage.channel == bindparam("channel"),
-        InboxMessage.message_id == bindparam("message_id"),
-        InboxMessage.status == InboxStatus.processed,
+        col(InboxMessage.channel) == bindparam("channel"),
+        col(InboxMessage.message_id) == bindparam("message_id"),
+        col(InboxMessage.status) == InboxStatus.processed,
     ),
 )
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import bindparam
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import ChannelIdentity, Contact
 
 _FIND_IDENTITY = (
     select(ChannelIdentity, Contact)
-    .join(Contact, Contact.id == ChannelIdentity.contact_id)  # type: ignore[arg-type]
+    .join(Contact, col(Contact.id) == ChannelIdentity.contact_id)
     .where(
         ChannelIdentity.channel == bindparam("channel"),
         ChannelIdentity.external_id == bindparam("external_id"),
@@ -45,11 +45,11 @@ def attach_identity(
     engine does for every message), or None if there is none. Not flushed, so that what the
     caller sets next (the time of this message) goes into the same INSERT or UPDATE."""
     if identity is not None:
-        identity.contact_id = contact.id  # type: ignore[assignment]
+        identity.contact_id = contact.id  # type: ignore[assignment]  # a stored row: id is set
         identity.unreachable_since = None
         return identity
     identity = ChannelIdentity(
-        contact_id=contact.id,  # type: ignore[arg-type]
+        contact_id=contact.id,  # type: ignore[arg-type]  # a stored row: id is set
         channel=channel,
         external_id=external_id,
     )

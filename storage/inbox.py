@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import InboxMessage, InboxStatus
@@ -52,7 +52,7 @@ def _claim_inbound_statement(insert: Any) -> Any:
     return statement.on_conflict_do_update(
         index_elements=["channel", "message_id"],
         set_={"status": InboxStatus.processed, "processed_at": bindparam("now"), "payload": None},
-        where=InboxMessage.status == InboxStatus.received,  # type: ignore[arg-type]
+        where=col(InboxMessage.status) == InboxStatus.received,
     ).returning(InboxMessage.id)
 
 
@@ -95,7 +95,7 @@ async def unprocessed_inbound(
     statement = (
         select(InboxMessage)
         .where(InboxMessage.channel == channel, InboxMessage.status == InboxStatus.received)
-        .order_by(InboxMessage.id)  # type: ignore[arg-type]
+        .order_by(col(InboxMessage.id))
         .limit(limit)
     )
     return list((await session.exec(statement)).all())

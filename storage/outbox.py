@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, exists, func, insert, or_, update
+from sqlalchemy import Table, bindparam, case, exists, func, insert, or_, update
+from sqlalchemy import select as select_columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,7 +42,8 @@ class QueuedMessage:
     attempts: int
 
 
-_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+# SQLModel sets __table__ on every table model but does not declare it.
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 
 def outbox_row(
@@ -139,9 +141,10 @@ async def has_waiting_outbox(
 
 
 _EARLIER = _OUTBOX.alias("earlier")
+# SQLAlchemy's select (sqlmodel's is typed for at most four columns).
 _CLAIM_DUE_OUTBOX = (
-    select(_OUTBOX.c.id, _OUTBOX.c.channel, _OUTBOX.c.recipient, _OUTBOX.c.payload,
-           _OUTBOX.c.attempts)
+    select_columns(_OUTBOX.c.id, _OUTBOX.c.channel, _OUTBOX.c.recipient, _OUTBOX.c.payload,
+                   _OUTBOX.c.attempts)
     .where(
         _OUTBOX.c.channel == bindparam("channel"),
         _OUTBOX.c.status == OutboxStatus.pending,
@@ -187,11 +190,11 @@ async def claim_due_outbox(
 
 async def release_stale_sending(*, session: AsyncSession, older_than: datetime) -> int:
     """After a crash, rows left in `sending` go back to pending: at-least-once delivery."""
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(OutboxMessage)
         .where(
-            OutboxMessage.status == OutboxStatus.sending,  # type: ignore[arg-type]
-            OutboxMessage.next_attempt_at <= older_than,  # type: ignore[arg-type]
+            col(OutboxMessage.status) == OutboxStatus.sending,
+            col(OutboxMessage.next_attempt_at) <= older_than,
         )
         .values(status=OutboxStatus.pending)
     )
@@ -232,11 +235,11 @@ async def release_unsent(*, session: AsyncSession, outbox_ids: Sequence[int]) ->
     if not outbox_ids:
         return
     attempts = col(OutboxMessage.attempts)
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(OutboxMessage)
         .where(
             col(OutboxMessage.id).in_(list(outbox_ids)),
-            OutboxMessage.status == OutboxStatus.sending,  # type: ignore[arg-type]
+            col(OutboxMessage.status) == OutboxStatus.sending,
         )
         .values(
             status=OutboxStatus.pending,
@@ -275,16 +278,16 @@ async def advance_delivery(
     statement = (
         update(OutboxMessage)
         .where(
-            OutboxMessage.provider_message_id == provider_message_id,  # type: ignore[arg-type]
+            col(OutboxMessage.provider_message_id) == provider_message_id,
             or_(
-                OutboxMessage.delivery_status.is_(None),  # type: ignore[union-attr]
-                OutboxMessage.delivery_status.in_(list(replaces)),  # type: ignore[union-attr]
+                col(OutboxMessage.delivery_status).is_(None),
+                col(OutboxMessage.delivery_status).in_(list(replaces)),
             ),
         )
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    result = await session.exec(statement)  # type: ignore[call-overload]
+    result = await session.exec(statement)
     return bool(result.rowcount)
 
 
@@ -302,9 +305,9 @@ async def requeue_failed(
     statement = (
         update(OutboxMessage)
         .where(
-            OutboxMessage.provider_message_id == provider_message_id,  # type: ignore[arg-type]
-            OutboxMessage.status == OutboxStatus.sent,  # type: ignore[arg-type]
-            OutboxMessage.attempts < max_attempts,  # type: ignore[arg-type]
+            col(OutboxMessage.provider_message_id) == provider_message_id,
+            col(OutboxMessage.status) == OutboxStatus.sent,
+            col(OutboxMessage.attempts) < max_attempts,
         )
         .values(
             status=OutboxStatus.pending,
@@ -314,5 +317,5 @@ async def requeue_failed(
         )
         .execution_options(synchronize_session=False)
     )
-    result = await session.exec(statement)  # type: ignore[call-overload]
+    result = await session.exec(statement)
     return bool(result.rowcount)
