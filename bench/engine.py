@@ -70,7 +70,7 @@ from bot.engine.events import (
 from bot.engine.turn import Turn
 from handlers.router import route, wants_file
 from scheduler.outbox import OutboxSender
-from storage import conversations
+from storage import outbox
 from storage.db import create_engine, empty_all_tables, is_sqlite, session_factory
 from storage.evidence import LocalEvidenceStore
 from storage.migrate import upgrade_async
@@ -286,8 +286,8 @@ def percentile(values: list[float], q: float) -> float:
 
 async def unsent_count(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions() as session:
-        return await conversations.count_outbox(
-            session=session, statuses=(*conversations.WAITING, OutboxStatus.failed)
+        return await outbox.count_outbox(
+            session=session, statuses=(*outbox.WAITING, OutboxStatus.failed)
         )
 
 

@@ -48,7 +48,7 @@ from bot.app import App, build, evidence_store, prepare_database, whatsapp_chann
 from bot.channels.whatsapp import WEBHOOK_PATH, WhatsAppChannel
 from bot.http import HttpServer, build_app
 from bot.settings import Settings
-from storage import conversations
+from storage import outbox
 from storage.db import transaction
 from storage.models import Contact, Office, Region, RegionKind, Role
 from tests.fakes import whatsapp_payloads as wp
@@ -115,8 +115,8 @@ async def settle(app: App, adapter: WhatsAppChannel) -> None:
     while True:
         await adapter.idle()
         async with app.sessions() as session:
-            waiting = await conversations.count_outbox(
-                session=session, statuses=conversations.WAITING
+            waiting = await outbox.count_outbox(
+                session=session, statuses=outbox.WAITING
             )
         if not waiting and not adapter.handling:
             return

@@ -20,7 +20,7 @@ from bot.engine.events import CommandReceived, ContactShared, OutText
 from bot.engine.turn import Turn
 from handlers.help import role_help
 from handlers.scope import role_label, scope_label
-from storage import conversations
+from storage import identities
 from storage.invites import redeem_invite
 from storage.models import Contact
 from storage.phones import InvalidPhone, normalise_phone, whatsapp_id_to_phone
@@ -74,7 +74,7 @@ async def _match_own_number(turn: Turn) -> bool:
         phone = whatsapp_id_to_phone(turn.event.user_key)
     except InvalidPhone:
         return False
-    contact = await conversations.find_contact_by_phone(session=turn.session, phone=phone)
+    contact = await identities.find_contact_by_phone(session=turn.session, phone=phone)
     if contact is None or not contact.active:
         return False
     await _link(turn, contact)
@@ -92,7 +92,7 @@ async def _contact_shared(turn: Turn, event: ContactShared) -> None:
         turn.say("register.bad_phone", phone=event.phone)
         ask_contact(turn)
         return
-    contact = await conversations.find_contact_by_phone(session=turn.session, phone=phone)
+    contact = await identities.find_contact_by_phone(session=turn.session, phone=phone)
     if contact is None or not contact.active:
         turn.say("register.unknown_phone", phone=phone)
         return
@@ -130,7 +130,7 @@ async def redeem(turn: Turn, code: str) -> None:
 
 async def _link(turn: Turn, contact: Contact) -> None:
     # The engine looked the sender's identity up for this message already.
-    identity = conversations.attach_identity(
+    identity = identities.attach_identity(
         session=turn.session,
         contact=contact,
         identity=turn.identity,

@@ -56,10 +56,10 @@ from bot.engine.channel import (
     TransientSendError,
 )
 from bot.engine.events import outgoing_from_payload
-from storage import conversations
-from storage.conversations import QueuedMessage
+from storage import identities, outbox
 from storage.db import transaction
 from storage.models import OutboxStatus
+from storage.outbox import QueuedMessage
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class OutboxSender:
     async def recover(self) -> int:
         """Rows a dead process left in `sending` are sent again (at-least-once)."""
         async with transaction(self.sessions) as session:
-            return await conversations.release_stale_sending(
+            return await outbox.release_stale_sending(
                 session=session, older_than=self.clock()
             )
 
@@ -177,7 +177,7 @@ class OutboxSender:
                 await self._write(session, changes, unsent)
                 if claim:
                     for channel in self.channels:
-                        claimed += await conversations.claim_due_outbox(
+                        claimed += await outbox.claim_due_outbox(
                             session=session,
                             channel=channel,
                             now=self.clock(),
@@ -194,14 +194,14 @@ class OutboxSender:
     async def _write(
         self, session: AsyncSession, changes: list[_Change], unsent: list[int]
     ) -> None:
-        await conversations.update_outbox_rows(
+        await outbox.update_outbox_rows(
             session=session, changes=[(change.outbox_id, change.values) for change in changes]
         )
-        await conversations.release_unsent(session=session, outbox_ids=unsent)
+        await outbox.release_unsent(session=session, outbox_ids=unsent)
         for change in changes:
             if change.unreachable:
                 channel, recipient = change.unreachable
-                await conversations.mark_unreachable(
+                await identities.mark_unreachable(
                     session=session, channel=channel, external_id=recipient, now=self.clock()
                 )
 
@@ -251,7 +251,7 @@ class OutboxSender:
             last_seen = None
             if adapter.capabilities.needs_inbound_window:  # only WhatsApp has the 24 h rule
                 async with self.sessions() as session:
-                    last_seen = await conversations.last_inbound_at(
+                    last_seen = await identities.last_inbound_at(
                         session=session, channel=row.channel, external_id=row.recipient
                     )
             provider_id = await adapter.send(row.recipient, message, last_inbound_at=last_seen)

@@ -26,7 +26,7 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import delivery as store
+from storage import outbox
 from storage.db import transaction
 from storage.types import utcnow
 
@@ -84,7 +84,7 @@ async def _apply(session: AsyncSession, update: DeliveryUpdate, now: datetime) -
     if (
         failed
         and update.retry_after is not None
-        and await store.requeue_failed(
+        and await outbox.requeue_failed(
             session=session,
             provider_message_id=update.provider_message_id,
             error=update.error or "failed",
@@ -93,7 +93,7 @@ async def _apply(session: AsyncSession, update: DeliveryUpdate, now: datetime) -
         )
     ):
         return Outcome.requeued
-    recorded = await store.advance_delivery(
+    recorded = await outbox.advance_delivery(
         session=session,
         provider_message_id=update.provider_message_id,
         delivery_status=update.status,

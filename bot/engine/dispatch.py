@@ -59,11 +59,11 @@ from bot.engine.events import (
 from bot.engine.render import coalesce, fit
 from bot.engine.texts import t
 from bot.engine.turn import OFFERED_KEY, PreparedFile, Turn
-from storage import conversations
-from storage.conversations import QueuedMessage
+from storage import conversation_state, inbox, outbox
 from storage.db import transaction
 from storage.evidence import EvidenceRejected, EvidenceStore, RejectionCode, ingest
 from storage.models import ChannelIdentity, ConversationState
+from storage.outbox import QueuedMessage
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -138,14 +138,14 @@ class Engine:
             prepared = await self._prepare_file(event)
         adapter = self.channels[event.channel]
         async with transaction(self.sessions) as session:
-            if not await conversations.claim_inbound(
+            if not await inbox.claim_inbound(
                 session=session, channel=event.channel, message_id=event.message_id
             ):
                 return False
             now = self.clock()
             # One SELECT: the locked state, the identity, the contact and its region (which
             # `conversation` keeps in the session's identity map for the whole turn).
-            conversation = await conversations.open_conversation(
+            conversation = await conversation_state.open_conversation(
                 session=session, channel=event.channel, user_key=event.user_key
             )
             state, contact = conversation.state, conversation.contact
@@ -166,7 +166,7 @@ class Engine:
             state.updated_at = now
             state.contact_id = turn.contact.id if turn.contact else state.contact_id
             # The state was kept off the session during the turn: now its one write.
-            await conversations.save_state(session=session, state=state)
+            await conversation_state.save_state(session=session, state=state)
             handed = await self._enqueue(session, turn)
         # After COMMIT: the replies go to the sender's worker now, or it claims them.
         if handed and self.hand_off is not None:
@@ -180,7 +180,7 @@ class Engine:
         so a slow download holds no database lock. Files nobody asked for are not fetched."""
         async with self.sessions() as session:
             # None for an unregistered user or a redelivery of a handled message.
-            state = await conversations.peek_state_for_file(
+            state = await conversation_state.peek_state_for_file(
                 session=session,
                 channel=event.channel,
                 user_key=event.user_key,
@@ -216,7 +216,7 @@ class Engine:
             )
         direct = bool(messages) and await self._can_hand_off(session, event)
         rows = [
-            conversations.outbox_row(
+            outbox.outbox_row(
                 idempotency_key=f"{event.channel}:{event.message_id}:{index}",
                 channel=event.channel,
                 recipient=event.chat_id,
@@ -226,13 +226,13 @@ class Engine:
             )
             for index, message in enumerate(messages)
         ]
-        written = await conversations.insert_outbox(session=session, rows=rows)
+        written = await outbox.insert_outbox(session=session, rows=rows)
         return written if direct else []
 
     async def _can_hand_off(self, session: AsyncSession, event: Inbound) -> bool:
         if self.hand_off is None or not self.hand_off.can_take(event.channel, event.chat_id):
             return False
-        return not await conversations.has_waiting_outbox(
+        return not await outbox.has_waiting_outbox(
             session=session, channel=event.channel, recipient=event.chat_id, now=self.clock()
         )
 
@@ -241,11 +241,11 @@ class Engine:
     ) -> bool:
         """Webhooks: keep the raw message before answering 200; False for a redelivery."""
         async with transaction(self.sessions) as session:
-            if await conversations.is_processed(
+            if await inbox.is_processed(
                 session=session, channel=channel, message_id=message_id
             ):
                 return False
-            return await conversations.store_received(
+            return await inbox.store_received(
                 session=session, channel=channel, message_id=message_id, payload=dict(payload)
             )
 
@@ -254,12 +254,12 @@ class Engine:
         replayed = 0
         for channel, adapter in list(self.channels.items()):
             async with self.sessions() as session:
-                rows = await conversations.unprocessed_inbound(session=session, channel=channel)
+                rows = await inbox.unprocessed_inbound(session=session, channel=channel)
             for row in rows:
                 event = adapter.parse_stored(row.payload or {})
                 if event is None:  # nothing we can act on: mark it handled, don't retry forever
                     async with transaction(self.sessions) as session:
-                        await conversations.claim_inbound(
+                        await inbox.claim_inbound(
                             session=session, channel=channel, message_id=row.message_id
                         )
                 elif await self.handle(event):
@@ -270,15 +270,15 @@ class Engine:
         """A handler bug must not mean silence: say so, and mark the event handled."""
         try:
             async with transaction(self.sessions) as session:
-                if not await conversations.claim_inbound(
+                if not await inbox.claim_inbound(
                     session=session, channel=event.channel, message_id=event.message_id
                 ):
                     return False
-                state = await conversations.peek_state(
+                state = await conversation_state.peek_state(
                     session=session, channel=event.channel, user_key=event.user_key
                 )
                 language = str((state.data if state else {}).get("language", "id"))
-                conversations.enqueue(
+                outbox.enqueue(
                     session=session,
                     idempotency_key=f"{event.channel}:{event.message_id}:error",
                     channel=event.channel,

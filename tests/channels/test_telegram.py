@@ -23,7 +23,7 @@ from bot.app import evidence_store, run_channels, telegram_channel
 from bot.channels.telegram import PRIVATE_ONLY, SECRET_HEADER, WEBHOOK_PATH, Limits, TelegramChannel
 from bot.engine.channel import Channel
 from bot.settings import Settings
-from storage import conversations
+from storage import identities, inbox
 from storage.db import transaction
 from storage.models import (
     ChannelIdentity,
@@ -335,7 +335,7 @@ async def test_every_way_to_claim_a_number(
             contact_update(user.user_id, phone, contact_user_id=contact_user_id), phrase
         )
     async with sessions() as session:
-        found = await conversations.find_identity(
+        found = await identities.find_identity(
             session=session, channel=Channel.telegram, external_id=str(user.user_id)
         )
     assert (found[1].name if found else None) == registered_as
@@ -426,7 +426,7 @@ async def test_stored_webhook_update_is_replayed_at_start(
     update["update_id"] = 1
     key = f"msg:710006:{update['message']['message_id']}"  # as the webhook stores it
     async with transaction(sessions) as session:
-        await conversations.store_received(
+        await inbox.store_received(
             session=session, channel=Channel.telegram, message_id=key, payload=update
         )
     async with running(settings):

@@ -26,7 +26,7 @@ from bot.engine.channel import Channel, FetchFailed, FileTooLarge, TransientSend
 from bot.engine.events import Choice, FileReceived, OutFile, OutText, outgoing_to_payload
 from bot.http import HttpServer, build_app
 from bot.settings import Settings
-from storage import conversations
+from storage import identities, outbox
 from storage.db import transaction
 from storage.evidence import LocalEvidenceStore
 from storage.models import (
@@ -118,8 +118,8 @@ class WhatsApp:
             while True:
                 await self.adapter.idle()
                 async with self.app.sessions() as session:
-                    waiting = await conversations.count_outbox(
-                        session=session, statuses=conversations.WAITING
+                    waiting = await outbox.count_outbox(
+                        session=session, statuses=outbox.WAITING
                     )
                 if not waiting and not self.adapter.handling:
                     return
@@ -390,7 +390,7 @@ async def test_every_way_to_claim_a_number(
     replies = await whatsapp.say(payload)
     assert phrase in _joined(replies)
     async with sessions() as session:
-        found = await conversations.find_identity(
+        found = await identities.find_identity(
             session=session, channel=Channel.whatsapp, external_id=sender
         )
     assert (found[1].name if found else None) == registered_as
@@ -466,7 +466,7 @@ async def _last_seen(w: WhatsApp, ago: timedelta) -> None:
 
 async def _enqueue(w: WhatsApp, message: OutText | OutFile, key: str) -> None:
     async with transaction(w.app.sessions) as session:
-        conversations.enqueue(
+        outbox.enqueue(
             session=session,
             idempotency_key=key,
             channel=Channel.whatsapp,

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import func, select
 
 from bot.engine.events import ChoiceMade, CommandReceived, LocationShared, Unsupported
-from storage import conversations
+from storage import conversation_state, outbox
 from storage.models import Answer, EvidenceFile, Submission, SubmissionStatus
 from tests.support.factories import FOCAL_PHONE, World, make_world
 from tests.support.harness import Harness, jpeg_bytes, pdf_bytes
@@ -96,7 +96,7 @@ async def test_bad_input_at_every_step_is_answered_and_changes_nothing(sessions,
 
 async def _state(sessions, h: Harness) -> tuple[object, ...]:
     async with sessions() as session:
-        state = await conversations.peek_state(
+        state = await conversation_state.peek_state(
             session=session, channel=h.channel.name, user_key=h.user
         )
         answers = (await session.exec(select(func.count()).select_from(Answer))).one()
@@ -117,7 +117,7 @@ async def test_a_crash_inside_the_transaction_loses_nothing(
     h = Harness(sessions, data_dir)
     for _, step in SCRIPT[:4]:
         await step(h, world)
-    real_insert = conversations.insert_outbox
+    real_insert = outbox.insert_outbox
     calls = {"n": 0}
 
     async def dying_insert(**kwargs: object) -> object:
@@ -127,7 +127,7 @@ async def test_a_crash_inside_the_transaction_loses_nothing(
             raise ProcessDied
         return await real_insert(**kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(conversations, "insert_outbox", dying_insert)
+    monkeypatch.setattr(outbox, "insert_outbox", dying_insert)
     with pytest.raises(ProcessDied):
         await h.text("25", message_id="answer-25")
     async with sessions() as session:  # the answer was not half-saved

@@ -32,7 +32,7 @@ from bot.engine.channel import (
 )
 from bot.engine.events import Outgoing, OutText, outgoing_to_payload
 from scheduler.outbox import MAX_ATTEMPTS, OutboxSender
-from storage import conversations
+from storage import identities, outbox
 from storage.db import transaction
 from storage.models import ChannelIdentity, Contact, OutboxMessage, OutboxStatus, Role
 from storage.types import utcnow
@@ -123,7 +123,7 @@ async def enqueue(
     """One committed row per text, due now (by the fake clock), in the order given."""
     async with transaction(sessions) as session:
         for text in texts:
-            conversations.enqueue(
+            outbox.enqueue(
                 session=session,
                 idempotency_key=f"test:{next(_keys)}",
                 channel=Channel.telegram,
@@ -143,7 +143,7 @@ async def rows(sessions: async_sessionmaker[AsyncSession]) -> dict[str, OutboxMe
 
 async def count(sessions: async_sessionmaker[AsyncSession], *statuses: OutboxStatus) -> int:
     async with sessions() as session:
-        return await conversations.count_outbox(session=session, statuses=statuses)
+        return await outbox.count_outbox(session=session, statuses=statuses)
 
 
 async def add_identity(
@@ -320,11 +320,11 @@ async def test_a_message_claimed_while_an_earlier_one_just_failed_is_held_back(
     overtake A."""
     gate = channel.gate("A")
     channel.fail("A", TransientSendError("flood", retry_after=30))
-    claim = conversations.claim_due_outbox
+    claim = outbox.claim_due_outbox
     armed = False
     claimed_after_the_failure: list[str] = []
 
-    async def claim_after_a_failed(**kwargs: Any) -> list[conversations.QueuedMessage]:
+    async def claim_after_a_failed(**kwargs: Any) -> list[outbox.QueuedMessage]:
         nonlocal armed
         if not armed:
             return await claim(**kwargs)
@@ -335,7 +335,7 @@ async def test_a_message_claimed_while_an_earlier_one_just_failed_is_held_back(
         claimed_after_the_failure.extend(row.payload["text"] for row in claimed)
         return claimed
 
-    monkeypatch.setattr(conversations, "claim_due_outbox", claim_after_a_failed)
+    monkeypatch.setattr(outbox, "claim_due_outbox", claim_after_a_failed)
 
     async def a_waits_for_its_retry() -> bool:
         # Written by the cycle after the one that claimed B (with B's release, if released).
@@ -427,7 +427,7 @@ async def test_an_unreachable_recipient_fails_and_their_identity_is_marked(
     assert found["A"].status is OutboxStatus.failed
     assert found["A"].last_error == "Forbidden: bot was blocked by the user"
     async with sessions() as session:
-        identity, _contact = await conversations.find_identity(
+        identity, _contact = await identities.find_identity(
             session=session, channel=Channel.telegram, external_id=X
         ) or (None, None)
     assert identity is not None
@@ -503,7 +503,7 @@ async def test_recover_sends_again_rows_a_dead_process_left_sending(
 ) -> None:
     await enqueue(sessions, clock, X, "A", "B")
     async with transaction(sessions) as session:  # claimed by a process that then died
-        await conversations.claim_due_outbox(
+        await outbox.claim_due_outbox(
             session=session, channel=Channel.telegram, now=clock.now, limit=10
         )
 
@@ -614,7 +614,7 @@ async def test_a_failing_cycle_keeps_its_outcomes_and_the_sender_goes_on(
 ) -> None:
     """A database error in one cycle must not stop the sender (and with it the bot), nor lose
     what it was about to record."""
-    real = conversations.update_outbox_rows
+    real = outbox.update_outbox_rows
     failures = iter([RuntimeError("database is locked")])
 
     async def flaky(**kwargs: Any) -> None:
@@ -623,7 +623,7 @@ async def test_a_failing_cycle_keeps_its_outcomes_and_the_sender_goes_on(
             raise error
         await real(**kwargs)
 
-    monkeypatch.setattr(conversations, "update_outbox_rows", flaky)
+    monkeypatch.setattr(outbox, "update_outbox_rows", flaky)
     monkeypatch.setattr("scheduler.outbox.POLL_SECONDS", 0.05)
 
     async def recorded() -> bool:
@@ -645,7 +645,7 @@ async def hand_over(
 ) -> None:
     """What the engine does for a reply when `can_take` allowed it: write it claimed, commit,
     then hand it over."""
-    row = conversations.outbox_row(
+    row = outbox.outbox_row(
         idempotency_key=f"test:{next(_keys)}",
         channel=Channel.telegram,
         recipient=X,
@@ -654,13 +654,13 @@ async def hand_over(
         claimed=True,
     )
     async with transaction(sessions) as session:
-        written = await conversations.insert_outbox(session=session, rows=[row])
+        written = await outbox.insert_outbox(session=session, rows=[row])
     sender.take(written)
 
 
 async def waiting(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> bool:
     async with sessions() as session:
-        return await conversations.has_waiting_outbox(
+        return await outbox.has_waiting_outbox(
             session=session, channel=Channel.telegram, recipient=X, now=clock.now
         )
 
@@ -686,7 +686,6 @@ async def test_handed_off_replies_go_out_in_order_and_are_recorded_sent(
         # Outcomes are written by the sender's next cycle: wait for it before shutting down,
         # which would leave them unwritten (the rows `sending`, sent again after a restart).
         await eventually(both_sent)
-
     assert {row.attempts for row in (await rows(sessions)).values()} == {1}
 
 
@@ -728,7 +727,7 @@ async def test_insert_outbox_returns_each_row_with_its_own_id(sessions, clock) -
     returned: dict[str, int] = {}
     for batch in texts:
         new_rows = [
-            conversations.outbox_row(
+            outbox.outbox_row(
                 idempotency_key=f"test:{next(_keys)}",
                 channel=Channel.telegram,
                 recipient=X,
@@ -739,7 +738,7 @@ async def test_insert_outbox_returns_each_row_with_its_own_id(sessions, clock) -
             for text in batch
         ]
         async with transaction(sessions) as session:
-            written = await conversations.insert_outbox(session=session, rows=new_rows)
+            written = await outbox.insert_outbox(session=session, rows=new_rows)
         assert [message.payload["text"] for message in written] == batch
         assert {message.attempts for message in written} == {1}
         returned.update({message.payload["text"]: message.id for message in written})

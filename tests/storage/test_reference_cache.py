@@ -1,5 +1,5 @@
 """Regions, offices, actions and periods are read on nearly every message and change only on an
-import: storage.reports keeps them for WALK_TTL_SECONDS. A change shows once that has passed."""
+import: storage.reports keeps them for CACHE_SECONDS. A change shows once that has passed."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ async def test_a_renamed_office_and_rezoned_region_show_after_the_cache_time(
     sessions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1000.0]
-    monkeypatch.setattr(reports, "_clock", lambda: now[0])
+    monkeypatch.setattr(reports, "clock", lambda: now[0])
     async with transaction(sessions) as session:
         world = await make_world(session)
     office_id, region_id = world.office.id or 0, world.region.id or 0
@@ -34,7 +34,7 @@ async def test_a_renamed_office_and_rezoned_region_show_after_the_cache_time(
         assert office is not None and region is not None
         office.name, region.timezone = "Dinas Baru", "Asia/Jayapura"
 
-    now[0] += reports.WALK_TTL_SECONDS - 1
+    now[0] += reports.CACHE_SECONDS - 1
     assert await read() == before  # within the cache time: no query, the old values
     now[0] += 2
     assert await read() == ("Dinas Baru", "Asia/Jayapura")
