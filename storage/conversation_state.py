@@ -68,7 +68,7 @@ async def open_conversation(*, session: AsyncSession, channel: str, user_key: st
 
 
 # SQLModel sets __table__ on every table model but does not declare it.
-_STATE: Table = ConversationState.__table__  # type: ignore[attr-defined]
+_STATE: Table = ConversationState.__table__  # type: ignore[attr-defined]  # SQLModel sets it at runtime
 _SAVE_STATE = (
     update(_STATE)
     .where(_STATE.c.id == bindparam("state_id"))

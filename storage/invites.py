@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Contact, InviteCode, Office, Region, Role
@@ -68,7 +68,7 @@ async def find_usable_invite(
     """The invite for this code if it exists, is unused and unexpired; locked for the redeemer."""
     statement = (
         select(InviteCode)
-        .where(InviteCode.code_hash == _hash(code), InviteCode.used_at.is_(None))  # type: ignore[union-attr]
+        .where(InviteCode.code_hash == _hash(code), col(InviteCode.used_at).is_(None))
         .with_for_update()
     )
     invite = (await session.exec(statement)).first()

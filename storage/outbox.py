@@ -43,7 +43,7 @@ class QueuedMessage:
 
 
 # SQLModel sets __table__ on every table model but does not declare it.
-_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]  # SQLModel sets it at runtime
 
 
 def outbox_row(
