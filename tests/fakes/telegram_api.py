@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 FileKind = Literal["photo", "document", "voice"]
 Predicate = Callable[["RecordedRequest"], bool]
+Listener = Callable[["RecordedRequest"], None]
 
 DEFAULT_TOKEN = "123:ABC"
 DEFAULT_BOT_ID = 123
@@ -276,6 +277,7 @@ class FakeTelegramAPI:
         self._file_seq = itertools.count(1)
         self._update_signal = _Signal()
         self._request_signal = _Signal()
+        self._listeners: list[Listener] = []
         self._closed = asyncio.Event()
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -436,6 +438,16 @@ class FakeTelegramAPI:
             and (chat_id is None or str(record.params.get("chat_id")) == str(chat_id))
         ]
 
+    def on_request(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with each request's record as soon as the fake has answered it.
+
+        For benchmarks that route replies to many waiting users as they arrive (``wait_for``
+        rescans the recorded requests for every waiter). ``record.at`` stays the arrival time.
+        Returns a function that removes the listener.
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
     async def wait_for(
         self,
         predicate: Predicate | str,
@@ -506,7 +518,7 @@ class FakeTelegramAPI:
             crash = ApiError(500, f"Internal Server Error: fake crashed: {exc!r}")
             return self._finish_error(record, crash)
         record.status, record.result = 200, copy.deepcopy(result)
-        self._request_signal.fire()
+        self._answered(record)
         return JSONResponse({"ok": True, "result": result})
 
     def _record(self, method: str, params: Json, files: dict[str, bytes]) -> RecordedRequest:
@@ -517,8 +529,13 @@ class FakeTelegramAPI:
 
     def _finish_error(self, record: RecordedRequest, error: ApiError) -> Response:
         record.status, record.failed = error.status, True
-        self._request_signal.fire()
+        self._answered(record)
         return _error_response(error)
+
+    def _answered(self, record: RecordedRequest) -> None:
+        self._request_signal.fire()
+        for listener in list(self._listeners):
+            listener(record)
 
     async def _apply_delay(self, method: str) -> None:
         delays = self._delays.get(method.lower())
@@ -1098,7 +1115,7 @@ def make_user(
 
 def _chat(chat_id: int, user: Json) -> Json:
     if chat_id == user["id"]:
-        names = {k: user[k] for k in ("first_name", "last_name", "username") if k in user}
+        names: Json = {k: user[k] for k in ("first_name", "last_name", "username") if k in user}
         return {"id": chat_id, **names, "type": "private"}
     if chat_id <= -1_000_000_000_000:
         return {"id": chat_id, "title": "Supergrup LaporHAM", "type": "supergroup"}

@@ -157,6 +157,24 @@ async def test_send_message_records_inline_keyboard(
     assert record.result["message_id"] == message.message_id
 
 
+async def test_listener_sees_each_answered_request(bot: ExtBot[None], api: FakeTelegramAPI) -> None:
+    seen: list[tuple[str, int, Any]] = []
+    # The result is read inside the listener: the record is complete when it is called.
+    remove = api.on_request(lambda r: seen.append((r.method, r.status, r.result)))
+    message = await bot.send_message(USER, "halo")
+    api.fail_next("sendMessage", status=429)
+    with pytest.raises(RetryAfter):
+        await bot.send_message(USER, "lagi")
+    remove()
+    await bot.send_message(USER, "tidak terlihat")
+
+    assert [(method, status) for method, status, _ in seen] == [
+        ("sendMessage", 200),
+        ("sendMessage", 429),
+    ]
+    assert seen[0][2]["message_id"] == message.message_id
+
+
 async def test_callback_data_over_64_bytes_is_rejected(bot: ExtBot[None]) -> None:
     markup = InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data="x" * 65)]])
     with pytest.raises(BadRequest, match=r"(?i)button_data_invalid"):
