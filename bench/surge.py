@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/surge.py [--users 300] [--min-gap 10] [--max-gap 20] [--seed 1]
                                     [--skip-pg] [--by-step]
-    quick (a smoke test; about 40 s a database here, 20 s more to drop the PostgreSQL one):
+    quick (a smoke test: about 40 s a database here, and 20-35 s to drop the PostgreSQL one):
     .venv/bin/python bench/surge.py --users 20 --min-gap 1 --max-gap 2 [--skip-pg]
 
 N focal points (half on Telegram, half on WhatsApp, at the same time) each walk a whole report
