@@ -53,6 +53,7 @@ __all__ = ["FakeGraphAPI", "RecordedRequest", "StoredMedia", "graph_error_body",
 
 Json = dict[str, Any]
 Handler = Callable[[Request, Any], Awaitable[Response]]
+Listener = Callable[["RecordedRequest"], None]
 
 DEFAULT_VERSION = "v21.0"
 MEDIA_URL_TTL = 300.0  # Meta's media download URLs live for five minutes
@@ -432,6 +433,7 @@ class FakeGraphAPI:
         self._delays: list[_Rule] = []
         self._outside: set[str] = set()
         self._changed = asyncio.Condition()
+        self._listeners: list[Listener] = []
         self._closing = asyncio.Event()
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -540,15 +542,24 @@ class FakeGraphAPI:
         """Bodies of successful message sends (read receipts excluded), oldest first."""
         wanted = _digits(to) if to else None
         return [
-            r.json
-            for r in self._sends()
-            if r.json.get("status") != "read"
-            and (wanted is None or _digits(r.json["to"]) == wanted)
+            body
+            for body in self._sends()
+            if body.get("status") != "read" and (wanted is None or _digits(body["to"]) == wanted)
         ]
 
     def read_receipts(self) -> list[str]:
         """``message_id`` of every successful read receipt, oldest first."""
-        return [r.json["message_id"] for r in self._sends() if r.json.get("status") == "read"]
+        return [body["message_id"] for body in self._sends() if body.get("status") == "read"]
+
+    def on_request(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with each recorded request as soon as the fake has answered it.
+
+        For benchmarks that route replies to many waiting users as they arrive (``wait_for``
+        rescans every recorded request for each waiter). ``record.at`` stays the arrival time.
+        Returns a function that removes the listener.
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     async def wait_for(
         self,
@@ -558,7 +569,9 @@ class FakeGraphAPI:
         """First recorded request matching ``predicate``, waiting for new ones as they arrive."""
         try:
             async with asyncio.timeout(timeout), self._changed:
-                return await self._changed.wait_for(lambda: self._first(predicate))
+                found = await self._changed.wait_for(lambda: self._first(predicate))
+                assert found is not None  # wait_for returns only once the predicate is truthy
+                return found
         except TimeoutError:
             seen = [f"{r.method} {r.path} -> {r.status}" for r in self.requests]
             raise TimeoutError(f"no matching request within {timeout}s; recorded: {seen}") from None
@@ -584,10 +597,11 @@ class FakeGraphAPI:
     def _first(self, predicate: Callable[[RecordedRequest], bool]) -> RecordedRequest | None:
         return next((r for r in self.requests if predicate(r)), None)
 
-    def _sends(self) -> Iterator[RecordedRequest]:
+    def _sends(self) -> Iterator[Json]:
+        """Bodies of successful POSTs to /messages (sends and read receipts)."""
         for r in self.requests:
             if r.method == "POST" and r.path.endswith("/messages") and not r.failed and r.json:
-                yield r
+                yield r.json
 
     # -- plumbing --
 
@@ -641,19 +655,20 @@ class FakeGraphAPI:
             if response.media_type == "application/json"
             else None
         )
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.url.path,
-                json=payload if isinstance(payload, dict) else None,
-                headers=dict(request.headers),
-                at=at,
-                failed=response.status_code >= 400,
-                status=response.status_code,
-                response=body,
-                query=dict(request.query_params),
-            )
+        record = RecordedRequest(
+            method=request.method,
+            path=request.url.path,
+            json=payload if isinstance(payload, dict) else None,
+            headers=dict(request.headers),
+            at=at,
+            failed=response.status_code >= 400,
+            status=response.status_code,
+            response=body,
+            query=dict(request.query_params),
         )
+        self.requests.append(record)
+        for listener in list(self._listeners):
+            listener(record)
         async with self._changed:
             self._changed.notify_all()
 

@@ -147,6 +147,20 @@ async def test_sends_are_answered_and_recorded(
     assert recorded.headers["authorization"] == f"Bearer {TOKEN}"
 
 
+async def test_listener_sees_each_answered_request(
+    api: FakeGraphAPI, client: httpx.AsyncClient
+) -> None:
+    seen: list[tuple[str | None, int]] = []
+    remove = api.on_request(lambda r: seen.append(((r.json or {}).get("to"), r.status)))
+    await client.post(f"/{PNID}/messages", json=text(SITI))
+    await client.post(f"/{PNID}/messages", json=text(BUDI) | {"messaging_product": "sms"})
+    remove()
+    await client.post(f"/{PNID}/messages", json=text(SITI, "tidak terlihat"))
+
+    assert seen == [(SITI, 200), (BUDI, 400)]
+    assert len(api.requests) == 3
+
+
 async def test_invalid_sends_get_131009(api: FakeGraphAPI, client: httpx.AsyncClient) -> None:
     row = {"id": "r", "title": "Baris"}
     invalid = {
