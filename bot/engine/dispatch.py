@@ -110,18 +110,24 @@ class Engine:
         self.hand_off: OutboxHandOff | None = None
         # Events of one user are handled one at a time (album items arrive together).
         self._locks: dict[tuple[Channel, str], asyncio.Lock] = {}
+        # Messages this process stored (store_raw) and has not handled yet: its channel holds
+        # them in a queue, so replay_stored must leave them alone.
+        self._stored_in_hand: set[tuple[str, str]] = set()
 
     def add_channel(self, adapter: ChannelAdapter) -> None:
         self.channels[adapter.name] = adapter
 
     async def handle(self, event: Inbound) -> bool:
         """Handle one inbound event. False when it was a redelivery of a handled one."""
-        async with self._lock_for(event):
-            try:
-                return await self._handle(event)
-            except Exception:
-                log.exception("handler failed for %s %s", event.channel, event.message_id)
-                return await self._apologise(event)
+        try:
+            async with self._lock_for(event):
+                try:
+                    return await self._handle(event)
+                except Exception:
+                    log.exception("handler failed for %s %s", event.channel, event.message_id)
+                    return await self._apologise(event)
+        finally:
+            self._stored_in_hand.discard((event.channel, event.message_id))
 
     def _lock_for(self, event: Inbound) -> asyncio.Lock:
         key = (event.channel, event.user_key)
@@ -245,17 +251,24 @@ class Engine:
                 session=session, channel=channel, message_id=message_id
             ):
                 return False
-            return await inbox.store_received(
+            stored = await inbox.store_received(
                 session=session, channel=channel, message_id=message_id, payload=dict(payload)
             )
+        if stored:
+            self._stored_in_hand.add((channel, message_id))
+        return stored
 
     async def replay_stored(self) -> int:
-        """Handle webhook messages that were stored but not handled (the process died)."""
+        """Handle webhook messages that were stored but not handled (the process died). Those
+        this process stored itself and still holds are not replayed: they are queued, not lost,
+        and replaying them would handle them out of order."""
         replayed = 0
         for channel, adapter in list(self.channels.items()):
             async with self.sessions() as session:
                 rows = await inbox.unprocessed_inbound(session=session, channel=channel)
             for row in rows:
+                if (channel, row.message_id) in self._stored_in_hand:
+                    continue
                 event = adapter.parse_stored(row.payload or {})
                 if event is None:  # nothing we can act on: mark it handled, don't retry forever
                     async with transaction(self.sessions) as session:

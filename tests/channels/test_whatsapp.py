@@ -26,7 +26,7 @@ from bot.engine.channel import Channel, FetchFailed, FileTooLarge, TransientSend
 from bot.engine.events import Choice, FileReceived, OutFile, OutText, outgoing_to_payload
 from bot.http import HttpServer, build_app
 from bot.settings import Settings
-from storage import identities, outbox
+from storage import identities, inbox, outbox
 from storage.db import transaction
 from storage.evidence import LocalEvidenceStore
 from storage.models import (
@@ -118,9 +118,7 @@ class WhatsApp:
             while True:
                 await self.adapter.idle()
                 async with self.app.sessions() as session:
-                    waiting = await outbox.count_outbox(
-                        session=session, statuses=outbox.WAITING
-                    )
+                    waiting = await outbox.count_outbox(session=session, statuses=outbox.WAITING)
                 if not waiting and not self.adapter.handling:
                     return
                 await asyncio.sleep(0.02)
@@ -405,10 +403,36 @@ async def test_stored_but_unhandled_message_is_replayed(
         {"message": payload["entry"][0]["changes"][0]["value"]["messages"][0], "name": "Siti"}
     )
     assert event is not None
-    assert await whatsapp.app.engine.store_raw(Channel.whatsapp, event.message_id, event.raw)
-    assert await whatsapp.app.engine.replay_stored() == 1  # as after a crash before handling
+    async with transaction(sessions) as session:  # stored by a process that then died
+        await inbox.store_received(
+            session=session,
+            channel=Channel.whatsapp,
+            message_id=event.message_id,
+            payload=event.raw,
+        )
+    assert await whatsapp.app.engine.replay_stored() == 1
     await whatsapp.settle()
     assert "Siti Rahma" in _joined(whatsapp.api.sent_messages(SITI))
+
+
+async def test_a_message_still_queued_in_this_process_is_not_replayed(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
+    """The replay job runs every minute beside live handling: a message this process stored and
+    holds in its queue is not lost, and handling it twice at once would race its own turn."""
+    await _world(sessions)
+    payload = wp.text_message(SITI, "halo", name="Siti")
+    event = whatsapp.adapter.parse_stored(
+        {"message": payload["entry"][0]["changes"][0]["value"]["messages"][0], "name": "Siti"}
+    )
+    assert event is not None
+    engine = whatsapp.app.engine
+    assert await engine.store_raw(Channel.whatsapp, event.message_id, event.raw)
+    assert await engine.replay_stored() == 0  # queued, not lost
+    assert await engine.handle(event)
+    await whatsapp.settle()
+    assert "Siti Rahma" in _joined(whatsapp.api.sent_messages(SITI))
+    assert await engine.replay_stored() == 0  # handled: nothing left
 
 
 # --- delivery receipts ---------------------------------------------------------------------
