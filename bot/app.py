@@ -24,6 +24,7 @@ from scheduler.jobs import build_scheduler, scheduled_jobs
 from scheduler.outbox import OutboxSender
 from storage.db import create_engine, session_factory, transaction
 from storage.evidence import EvidenceStore, LocalEvidenceStore
+from storage.files import private_directory
 from storage.migrate import upgrade_async
 
 if TYPE_CHECKING:  # each channel module pulls its chat library: imported only when configured
@@ -70,7 +71,7 @@ def evidence_store(settings: Settings) -> EvidenceStore:
 
 async def prepare_database(settings: Settings, *, seed_demo: bool) -> bool:
     """Apply migrations; with seed_demo, load the demo data into an empty database."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_dir)
     await upgrade_async(settings.database_url)
     if not seed_demo:
         return False

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.files import private_directory, private_file
+
 # SQLite: how long a writer waits for the write lock another connection or process (a CLI
 # import) holds before "database is locked". The wait is SQLite's busy handler, in aiosqlite's
 # worker thread: the event loop keeps running meanwhile.
@@ -35,7 +37,13 @@ def is_sqlite(url: str) -> bool:
 def _prepare_sqlite_file(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database)
+        private_directory(path.parent)
+        # SQLite gives its -wal and -shm files the main file's permissions: create it private
+        # before SQLite does. Companions left by an older version are made private too.
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if file is path or file.exists():
+                private_file(file)
 
 
 def _sqlite_connect(
@@ -44,9 +52,11 @@ def _sqlite_connect(
     # The driver emits no BEGIN of its own: _sqlite_begin does (the documented recipe).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    # WAL lets readers run beside the one writer; NORMAL is durable enough with WAL.
+    # WAL lets readers run beside the one writer. FULL: every commit is fsynced before it
+    # returns, because a webhook is acknowledged (and never resent) right after its commit;
+    # NORMAL could lose the last commits to a power cut.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={round(lock_timeout * 1000)}")
     cursor.close()
@@ -65,10 +75,15 @@ def create_engine(
 ) -> AsyncEngine:
     if not is_sqlite(url):
         return create_async_engine(
-            url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10
+            url,
+            echo=echo,
+            hide_parameters=True,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=10,
         )
     _prepare_sqlite_file(url)
-    engine = create_async_engine(url, echo=echo)
+    engine = create_async_engine(url, echo=echo, hide_parameters=True)
     connect = partial(_sqlite_connect, lock_timeout=lock_timeout)
     event.listen(engine.sync_engine, "connect", connect)
     event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -98,7 +113,7 @@ async def transaction(
 
 
 async def empty_all_tables(engine: AsyncEngine) -> None:
-    """Delete every row, children first. For tests and `demo --reset`, never for production data."""
+    """Delete every row, children first. For tests, never for production data."""
     from sqlmodel import SQLModel
 
     import storage.models  # noqa: F401  (registers every table)

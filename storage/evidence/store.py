@@ -22,6 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from storage.files import private_directory
+
 __all__ = [
     "EvidenceNotFoundError",
     "EvidenceStore",
@@ -113,7 +115,7 @@ class LocalEvidenceStore:
         if _touch(path):
             return key  # same hash, same bytes: dedup
         if not path.parent.is_dir():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(path.parent)  # its files are private (mkstemp: 0600)
             _fsync_directory(self.root)  # make the new shard directory itself durable
         _atomic_write(path, data)
         return key
