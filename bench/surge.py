@@ -100,9 +100,9 @@ Json = dict[str, Any]
 TELEGRAM = "telegram"
 WHATSAPP = "whatsapp"
 CHANNELS = (TELEGRAM, WHATSAPP)
-TELEGRAM_TOKEN = telegram_api.DEFAULT_TOKEN
-WHATSAPP_TOKEN = "surge-token"
-APP_SECRET = "surge-app-secret"  # the fake's: signs local webhooks only
+TELEGRAM_TOKEN = "7000000001:SURGE-bench-token-0123456789abcdef"  # production checks its length
+WHATSAPP_TOKEN = "surge-whatsapp-token-0123456789"
+APP_SECRET = "surge-app-secret-0123456789"  # signs local webhooks only
 PHONE_NUMBER_ID = wp.PHONE_NUMBER_ID
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
@@ -134,7 +134,7 @@ def product_settings(args: argparse.Namespace) -> Settings:
         whatsapp_token=WHATSAPP_TOKEN,
         whatsapp_phone_number_id=PHONE_NUMBER_ID,
         whatsapp_app_secret=APP_SECRET,
-        whatsapp_verify_token="surge-verify",
+        whatsapp_verify_token="surge-verify-token-0123456789",
         whatsapp_api_url=args.graph_api_url,
     )
 

@@ -1,4 +1,4 @@
-"""Settings from the environment or `.env`, prefix `LAPORHAM_` (INTERFACES.md, .env.example)."""
+"""Settings from the environment or `.env`, prefix `LAPORHAM_` (README, .env.example)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# A secret still holding one of these after copying .env.example is a mistake outside development.
-PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "CHANGE_ME", "xxx", "placeholder"})
+# Secrets that say they are placeholders, compared without case and punctuation
+# ("ChangeMe", "change_me" and "CHANGE-ME" are all "changeme").
+PLACEHOLDER_WORDS = frozenset(
+    {"changeme", "xxx", "placeholder", "secret", "password", "token", "test", "example"}
+)
+# .env.example's own samples: copying the file must not give a working production setting.
+SAMPLE_FRAGMENTS = ("your-token", "yourtoken", "123456789:aa")
+# Shorter than this, a secret can be guessed (a webhook secret is checked on every POST).
+MIN_SECRET_LENGTH = 16
 SECRET_FIELDS = (
     "telegram_token",
     "telegram_webhook_secret",
@@ -51,20 +58,12 @@ class Settings(BaseSettings):
     whatsapp_template_language: str = "id"
 
     @model_validator(mode="after")
-    def _no_placeholder_secrets_outside_development(self) -> Settings:
+    def _production_is_complete_and_secret(self) -> Settings:
         if self.environment is Environment.development:
             return self
-        left = [
-            f"LAPORHAM_{name.upper()}"
-            for name in SECRET_FIELDS
-            if (getattr(self, name) or "").strip() in PLACEHOLDER_SECRETS
-        ]
-        if left:
-            raise ValueError(
-                "these secrets still hold a placeholder from .env.example: "
-                + ", ".join(left)
-                + ". Set real values, or unset them to disable that channel."
-            )
+        problems = production_problems(self)
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -82,6 +81,38 @@ class Settings(BaseSettings):
     @property
     def whatsapp_enabled(self) -> bool:
         return bool(self.whatsapp_token and self.whatsapp_phone_number_id)
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """One sentence per problem that stops a production start."""
+    problems: list[str] = []
+    if not (settings.telegram_enabled or settings.whatsapp_enabled):
+        problems.append(
+            "production needs a chat channel: set LAPORHAM_TELEGRAM_TOKEN, or "
+            "LAPORHAM_WHATSAPP_TOKEN and LAPORHAM_WHATSAPP_PHONE_NUMBER_ID "
+            "(the console channel is for development only)"
+        )
+    if settings.whatsapp_enabled and not settings.whatsapp_app_secret:
+        problems.append(
+            "LAPORHAM_WHATSAPP_APP_SECRET is empty: every WhatsApp webhook would be refused; "
+            "copy the app secret from Meta's app settings"
+        )
+    for name in SECRET_FIELDS:
+        value = getattr(settings, name)
+        if value is not None and (reason := _weak_secret(value)):
+            problems.append(f"LAPORHAM_{name.upper()} {reason}")
+    return problems
+
+
+def _weak_secret(value: str) -> str | None:
+    folded = "".join(ch for ch in value.lower() if ch.isalnum() or ch in ":-")
+    if "".join(ch for ch in folded if ch.isalnum()) in PLACEHOLDER_WORDS:
+        return "still holds a placeholder: set the real value, or unset it"
+    if any(fragment in folded for fragment in SAMPLE_FRAGMENTS):
+        return "still holds .env.example's sample: set the real value, or unset it"
+    if len(value.strip()) < MIN_SECRET_LENGTH:
+        return f"is too short to be a secret (at least {MIN_SECRET_LENGTH} characters)"
+    return None
 
 
 @lru_cache(maxsize=1)
