@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from storage.evidence.sniff import DetectedType, EvidenceRejected, RejectionCode
 
@@ -38,6 +39,14 @@ pillow_heif.register_heif_opener()
 # global MAX_IMAGE_PIXELS (which we leave alone: other code in the process shares it), so a
 # bomb becomes an error here rather than a warning there. 80 MP is larger than any phone photo.
 MAX_PIXELS = 80_000_000
+# Memory, not pixels, is what a photo costs: a decoded image takes pixels x bytes per pixel.
+# 184 MiB holds a 48-megapixel RGB photo (the largest phones make, as HEIC or PNG); JPEGs are
+# decoded at a reduced DCT scale (see _draft_for_display) and so count far less. Decodes take
+# turns (DECODE_SLOTS), and every copy after the decode is display-sized, so the process's
+# peak stays near its baseline + MAX_DECODED_BYTES (~300 MB) whatever users send at once.
+MAX_DECODED_BYTES = 184 * 1024 * 1024
+DECODE_SLOTS = 1
+_decoding = threading.BoundedSemaphore(DECODE_SLOTS)
 DISPLAY_MAX_SIDE = 2048
 DISPLAY_MIN_SIDE = 1600
 THUMBNAIL_SIDE = 320
@@ -114,25 +123,74 @@ def _verify(data: bytes, pillow_format: str) -> None:
 
 
 def _derive(img: Image.Image) -> ImageResult:
-    exif = img.getexif()
-    width, height = _upright_size(img.size, exif.get(_TAG_ORIENTATION, 1))
-    taken_at_local = _taken_at(exif)
-    gps_lat, gps_lon = _gps(exif)
+    full_size = img.size
     if img.format == "JPEG":
         _draft_for_display(img)
-    img.load()  # raises on truncated data
-    ImageOps.exif_transpose(img, in_place=True)
-    display_img = _fit(_to_rgb(img), DISPLAY_MAX_SIDE, Image.Resampling.LANCZOS)
+    _check_decoded_size(img)
+    with _decoding:  # one full-size decode at a time: memory, not CPU, is the limit here
+        img.load()  # raises on truncated data
+        # After load(): PNG's getexif() decodes the whole image to find a late eXIf chunk.
+        exif = img.getexif()
+        # Shrink first, then turn upright and flatten: every later copy is display-sized.
+        display_img = _fit(_resizable(img), DISPLAY_MAX_SIDE, Image.Resampling.LANCZOS)
+        if display_img is not img:
+            img.close()  # frees the full-size pixels before the next decode may start
+    orientation = exif.get(_TAG_ORIENTATION, 1)
+    width, height = _upright_size(full_size, orientation)
+    display_img = _to_rgb(_upright(display_img, orientation))
     thumb_img = _fit(display_img, THUMBNAIL_SIDE, Image.Resampling.BICUBIC)
+    gps_lat, gps_lon = _gps(exif)
     return ImageResult(
         display=_jpeg(display_img, DISPLAY_QUALITY),
         thumbnail=_jpeg(thumb_img, THUMBNAIL_QUALITY),
         width=width,
         height=height,
-        taken_at_local=taken_at_local,
+        taken_at_local=_taken_at(exif),
         gps_lat=gps_lat,
         gps_lon=gps_lon,
     )
+
+
+def _check_decoded_size(img: Image.Image) -> None:
+    """Refuse, from the header, a photo whose pixels would not fit the decoding budget."""
+    width, height = img.size
+    needed = width * height * _bytes_per_pixel(img.mode)
+    if needed > MAX_DECODED_BYTES:
+        raise EvidenceRejected(
+            RejectionCode.IMAGE_BOMB, f"{width}x{height} {img.mode} needs {needed >> 20} MiB"
+        )
+
+
+def _bytes_per_pixel(mode: str) -> int:
+    # Pillow keeps one-band 8-bit images at 1 byte a pixel and every other mode at 4 (RGB
+    # included); palette images are expanded to RGBA before resizing (see _resizable).
+    return 1 if mode in ("1", "L") else 4
+
+
+def _resizable(img: Image.Image) -> Image.Image:
+    """A mode that resizes with a real filter (palettes resize by nearest neighbour only)."""
+    if img.mode in ("P", "PA", "1"):
+        return img.convert("RGBA" if img.mode != "1" else "L")
+    if img.mode.startswith(("I", "F")):
+        return img.convert("L")
+    return img
+
+
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright(img: Image.Image, orientation: object) -> Image.Image:
+    """Turn by the EXIF orientation, as ImageOps.exif_transpose does, on the shrunk copy."""
+    method = _TRANSPOSE_FOR_ORIENTATION.get(orientation)  # type: ignore[call-overload]  # EXIF values are untyped
+    return img.transpose(method) if method is not None else img
 
 
 def _upright_size(size: tuple[int, int], orientation: object) -> tuple[int, int]:
