@@ -63,10 +63,12 @@ Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 class Limits:
     """Our own send limits (PTB's AIORateLimiter resumes early in 22.8 and has no chat bucket).
 
-    Telegram allows about 30 messages/s per bot and about 1/s per chat with short bursts: a
-    turn often answers with two or three messages, so a chat may burst 3, then 1/s."""
+    Telegram allows about 30 messages/s per bot, counted in any one second, and about 1/s per
+    chat with short bursts: a turn often answers with two or three messages, so a chat may
+    burst 3, then 1/s. Overall there is no burst (see `Outbound`), and 25/s leaves headroom
+    for network jitter bunching sends on arrival."""
 
-    overall_per_second: float = 30
+    overall_per_second: float = 25
     chat_burst: float = 3
     chat_period: float = 3.0
 
@@ -79,7 +81,10 @@ class Outbound:
     def __init__(self, api: BotApi, limits: Limits) -> None:
         self.api = api
         self._limits = limits
-        self._overall = AsyncLimiter(limits.overall_per_second, 1)
+        # A bucket of one, refilled every 1/rate s: sends evenly spaced. AsyncLimiter(rate, 1)
+        # would let a full second's worth go at once and then keep leaking at the rate, so up
+        # to twice the rate could land in one second (59-60 against Telegram's 30, issue 12).
+        self._overall = AsyncLimiter(1, 1 / limits.overall_per_second)
         # A chat quiet long enough to be forgotten has an empty bucket anyway.
         self._per_chat: LRUCache[int, AsyncLimiter] = LRUCache(maxsize=10_000)
         # Chats that just shared their own number: the next plain text removes the
