@@ -94,20 +94,50 @@ _OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reactio
 
 # PTB sends every parameter as a form field whose value is json.dumps(value), or the raw
 # string for str values; these tables turn them back into what a JSON body would carry.
-_JSON_PARAMS = frozenset({
-    "allowed_updates", "caption_entities", "commands", "entities", "link_preview_options",
-    "media", "message_ids", "reply_markup", "reply_parameters", "scope",
-})
-_INT_PARAMS = frozenset({
-    "cache_time", "chat_id", "duration", "from_chat_id", "height", "limit", "max_connections",
-    "message_id", "message_thread_id", "offset", "reply_to_message_id", "timeout", "user_id",
-    "width",
-})
-_BOOL_PARAMS = frozenset({
-    "allow_sending_without_reply", "disable_content_type_detection", "disable_notification",
-    "disable_web_page_preview", "drop_pending_updates", "has_spoiler", "protect_content",
-    "show_alert",
-})
+_JSON_PARAMS = frozenset(
+    {
+        "allowed_updates",
+        "caption_entities",
+        "commands",
+        "entities",
+        "link_preview_options",
+        "media",
+        "message_ids",
+        "reply_markup",
+        "reply_parameters",
+        "scope",
+    }
+)
+_INT_PARAMS = frozenset(
+    {
+        "cache_time",
+        "chat_id",
+        "duration",
+        "from_chat_id",
+        "height",
+        "limit",
+        "max_connections",
+        "message_id",
+        "message_thread_id",
+        "offset",
+        "reply_to_message_id",
+        "timeout",
+        "user_id",
+        "width",
+    }
+)
+_BOOL_PARAMS = frozenset(
+    {
+        "allow_sending_without_reply",
+        "disable_content_type_detection",
+        "disable_notification",
+        "disable_web_page_preview",
+        "drop_pending_updates",
+        "has_spoiler",
+        "protect_content",
+        "show_alert",
+    }
+)
 _INT_TEXT = re.compile(r"-?\d+")
 
 _DEFAULT_DESCRIPTIONS = {
@@ -120,7 +150,9 @@ _DEFAULT_DESCRIPTIONS = {
 
 # Real file ids start with a type-specific prefix; mimicking it keeps logs recognisable.
 _FILE_ID_PREFIX = {
-    "photo": "AgACAgUAAxkDAAI", "document": "BQACAgUAAxkDAAI", "voice": "AwACAgUAAxkDAAI",
+    "photo": "AgACAgUAAxkDAAI",
+    "document": "BQACAgUAAxkDAAI",
+    "voice": "AwACAgUAAxkDAAI",
 }
 _FILE_FOLDER = {"photo": "photos", "document": "documents", "voice": "voice"}
 _FILE_DEFAULT_EXT = {"photo": ".jpg", "document": "", "voice": ".oga"}
@@ -148,8 +180,13 @@ class RecordedRequest:
             for name, data in self.files.items()
         }
         return {
-            "method": self.method, "params": self.params, "files": files, "at": self.at,
-            "failed": self.failed, "status": self.status, "result": self.result,
+            "method": self.method,
+            "params": self.params,
+            "files": files,
+            "at": self.at,
+            "failed": self.failed,
+            "status": self.status,
+            "result": self.result,
         }
 
 
@@ -219,8 +256,10 @@ class FakeTelegramAPI:
         self.port = port
         # The Message.from of bot messages; getMe adds the capability flags on top.
         self.bot_user: Json = {
-            "id": int(token.split(":", 1)[0]), "is_bot": True,
-            "first_name": bot_first_name, "username": bot_username,
+            "id": int(token.split(":", 1)[0]),
+            "is_bot": True,
+            "first_name": bot_first_name,
+            "username": bot_username,
         }
         self.requests: list[RecordedRequest] = []
         self.commands: list[Json] = []
@@ -244,12 +283,14 @@ class FakeTelegramAPI:
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._methods = self._method_table()
-        self.app = Starlette(routes=[
-            Route("/bot{token}/{method}", self._bot_endpoint, methods=["GET", "POST"]),
-            Route("/file/bot{token}/{file_path:path}", self._file_endpoint, methods=["GET"]),
-            Route("/_fake/requests", self._control_requests, methods=["GET"]),
-            Route("/_fake/{action}", self._control_action, methods=["POST"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/bot{token}/{method}", self._bot_endpoint, methods=["GET", "POST"]),
+                Route("/file/bot{token}/{file_path:path}", self._file_endpoint, methods=["GET"]),
+                Route("/_fake/requests", self._control_requests, methods=["GET"]),
+                Route("/_fake/{action}", self._control_action, methods=["POST"]),
+            ]
+        )
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -268,9 +309,16 @@ class FakeTelegramAPI:
 
     async def start(self) -> str:
         config = uvicorn.Config(
-            self.app, host=self.host, port=self.port, lifespan="off", log_level="warning",
+            self.app,
+            host=self.host,
+            port=self.port,
+            lifespan="off",
+            log_level="warning",
             # log_config=None: don't let uvicorn's dictConfig rewire the test process's logging.
-            log_config=None, access_log=False, ws="none", timeout_graceful_shutdown=2,
+            log_config=None,
+            access_log=False,
+            ws="none",
+            timeout_graceful_shutdown=2,
         )
         self._closed.clear()
         self._server = uvicorn.Server(config)
@@ -340,8 +388,14 @@ class FakeTelegramAPI:
         without allocating 20 MB.
         """
         stored = self._store_file(
-            kind, data, file_id=file_id, file_name=file_name, mime_type=mime_type,
-            width=width, height=height, file_size=file_size,
+            kind,
+            data,
+            file_id=file_id,
+            file_name=file_name,
+            mime_type=mime_type,
+            width=width,
+            height=height,
+            file_size=file_size,
         )
         return copy.deepcopy(stored.meta)
 
@@ -377,8 +431,10 @@ class FakeTelegramAPI:
         return [
             record.params
             for record in self.requests
-            if record.finished and not record.failed
-            and record.method.startswith("send") and record.method != "sendChatAction"
+            if record.finished
+            and not record.failed
+            and record.method.startswith("send")
+            and record.method != "sendChatAction"
             and (method is None or record.method == method)
             and (chat_id is None or str(record.params.get("chat_id")) == str(chat_id))
         ]
@@ -515,15 +571,22 @@ class FakeTelegramAPI:
             return pushed if isinstance(body, list) else pushed[0]
         if action == "files":
             return self.add_file(
-                body["file_id"], base64.b64decode(body["data_base64"]),
-                kind=body.get("kind", "document"), file_name=body.get("file_name"),
-                mime_type=body.get("mime_type"), width=body.get("width", 1280),
-                height=body.get("height", 960), file_size=body.get("file_size"),
+                body["file_id"],
+                base64.b64decode(body["data_base64"]),
+                kind=body.get("kind", "document"),
+                file_name=body.get("file_name"),
+                mime_type=body.get("mime_type"),
+                width=body.get("width", 1280),
+                height=body.get("height", 960),
+                file_size=body.get("file_size"),
             )
         if action == "fail":
             self.fail_next(
-                body["method"], status=body["status"], description=body.get("description"),
-                retry_after=body.get("retry_after"), count=body.get("count", 1),
+                body["method"],
+                status=body["status"],
+                description=body.get("description"),
+                retry_after=body.get("retry_after"),
+                count=body.get("count", 1),
             )
             return True
         if action == "delay":
@@ -793,8 +856,11 @@ class FakeTelegramAPI:
         if key not in self._messages:
             # Lenient: the message may come from a fixture rather than an earlier send.
             self._messages[key] = {
-                "message_id": message_id, "from": dict(self.bot_user),
-                "chat": self._chat_for(chat_id), "date": int(time.time()), "text": "",
+                "message_id": message_id,
+                "from": dict(self.bot_user),
+                "chat": self._chat_for(chat_id),
+                "date": int(time.time()),
+                "text": "",
             }
         return self._messages[key]
 
@@ -972,8 +1038,11 @@ def _markup_content(params: Json) -> Json:
     if keyboard is None:
         return {}  # reply keyboards are not echoed inside the returned Message
     if not isinstance(keyboard, list) or not all(isinstance(row, list) for row in keyboard):
-        raise ApiError(400, "Bad Request: field \"inline_keyboard\" of the InlineKeyboardMarkup "
-                       "must be an Array of Arrays")
+        raise ApiError(
+            400,
+            'Bad Request: field "inline_keyboard" of the InlineKeyboardMarkup '
+            "must be an Array of Arrays",
+        )
     for row in keyboard:
         for button in row:
             data = button.get("callback_data")
@@ -1028,7 +1097,10 @@ _callback_ids = itertools.count(1)
 
 
 def make_user(
-    user_id: int, first_name: str = "Budi", username: str | None = None, *,
+    user_id: int,
+    first_name: str = "Budi",
+    username: str | None = None,
+    *,
     last_name: str | None = None,
 ) -> Json:
     user: Json = {"id": user_id, "is_bot": False, "first_name": first_name}
@@ -1071,20 +1143,35 @@ def _user_message(
 
 
 def text_update(
-    user_id: int, text: str, *, chat_id: int | None = None, message_id: int | None = None,
-    first_name: str = "Budi", username: str | None = None,
+    user_id: int,
+    text: str,
+    *,
+    chat_id: int | None = None,
+    message_id: int | None = None,
+    first_name: str = "Budi",
+    username: str | None = None,
 ) -> Json:
     """A message update without update_id (push_update assigns one)."""
     message = _user_message(
-        user_id, {"text": text}, chat_id=chat_id, message_id=message_id,
-        first_name=first_name, username=username,
+        user_id,
+        {"text": text},
+        chat_id=chat_id,
+        message_id=message_id,
+        first_name=first_name,
+        username=username,
     )
     return {"message": message}
 
 
 def command_update(
-    user_id: int, command: str, args: str = "", *, bot_username: str | None = None,
-    chat_id: int | None = None, message_id: int | None = None, first_name: str = "Budi",
+    user_id: int,
+    command: str,
+    args: str = "",
+    *,
+    bot_username: str | None = None,
+    chat_id: int | None = None,
+    message_id: int | None = None,
+    first_name: str = "Budi",
     username: str | None = None,
 ) -> Json:
     """``/command[@bot] args`` with the bot_command entity PTB's CommandHandler needs."""
@@ -1094,23 +1181,38 @@ def command_update(
         "entities": [{"offset": 0, "length": len(head), "type": "bot_command"}],
     }
     message = _user_message(
-        user_id, content, chat_id=chat_id, message_id=message_id,
-        first_name=first_name, username=username,
+        user_id,
+        content,
+        chat_id=chat_id,
+        message_id=message_id,
+        first_name=first_name,
+        username=username,
     )
     return {"message": message}
 
 
 def callback_update(
-    user_id: int, data: str, *, message_id: int, chat_id: int | None = None,
-    message_text: str = "Silakan pilih:", reply_markup: Json | None = None,
-    first_name: str = "Budi", username: str | None = None, bot_id: int = DEFAULT_BOT_ID,
+    user_id: int,
+    data: str,
+    *,
+    message_id: int,
+    chat_id: int | None = None,
+    message_text: str = "Silakan pilih:",
+    reply_markup: Json | None = None,
+    first_name: str = "Budi",
+    username: str | None = None,
+    bot_id: int = DEFAULT_BOT_ID,
 ) -> Json:
     """A button press on bot message ``message_id``."""
     user = make_user(user_id, first_name, username)
     message: Json = {
         "message_id": message_id,
-        "from": {"id": bot_id, "is_bot": True, "first_name": BOT_FIRST_NAME,
-                 "username": BOT_USERNAME},
+        "from": {
+            "id": bot_id,
+            "is_bot": True,
+            "first_name": BOT_FIRST_NAME,
+            "username": BOT_USERNAME,
+        },
         "chat": _chat(user_id if chat_id is None else chat_id, user),
         "date": int(time.time()),
         "text": message_text,
@@ -1128,8 +1230,14 @@ def callback_update(
 
 
 def contact_update(
-    user_id: int, phone: str, *, contact_user_id: int | None, contact_first_name: str = "Budi",
-    chat_id: int | None = None, message_id: int | None = None, first_name: str = "Budi",
+    user_id: int,
+    phone: str,
+    *,
+    contact_user_id: int | None,
+    contact_first_name: str = "Budi",
+    chat_id: int | None = None,
+    message_id: int | None = None,
+    first_name: str = "Budi",
     username: str | None = None,
 ) -> Json:
     """A shared contact; ``contact_user_id == user_id`` is the user's own number."""
@@ -1137,49 +1245,92 @@ def contact_update(
     if contact_user_id is not None:
         contact["user_id"] = contact_user_id
     message = _user_message(
-        user_id, {"contact": contact}, chat_id=chat_id, message_id=message_id,
-        first_name=first_name, username=username,
+        user_id,
+        {"contact": contact},
+        chat_id=chat_id,
+        message_id=message_id,
+        first_name=first_name,
+        username=username,
     )
     return {"message": message}
 
 
 def photo_update(
-    user_id: int, sizes: list[Json], *, caption: str | None = None,
-    media_group_id: str | None = None, chat_id: int | None = None,
-    message_id: int | None = None, first_name: str = "Budi", username: str | None = None,
+    user_id: int,
+    sizes: list[Json],
+    *,
+    caption: str | None = None,
+    media_group_id: str | None = None,
+    chat_id: int | None = None,
+    message_id: int | None = None,
+    first_name: str = "Budi",
+    username: str | None = None,
 ) -> Json:
     """A photo message; ``sizes`` are PhotoSize dicts, e.g. from ``add_file(kind="photo")``."""
     content: Json = {"photo": copy.deepcopy(sizes)}
-    return {"message": _media_message(
-        user_id, content, caption, media_group_id, chat_id=chat_id, message_id=message_id,
-        first_name=first_name, username=username,
-    )}
+    return {
+        "message": _media_message(
+            user_id,
+            content,
+            caption,
+            media_group_id,
+            chat_id=chat_id,
+            message_id=message_id,
+            first_name=first_name,
+            username=username,
+        )
+    }
 
 
 def document_update(
-    user_id: int, doc: Json, *, caption: str | None = None, media_group_id: str | None = None,
-    chat_id: int | None = None, message_id: int | None = None, first_name: str = "Budi",
+    user_id: int,
+    doc: Json,
+    *,
+    caption: str | None = None,
+    media_group_id: str | None = None,
+    chat_id: int | None = None,
+    message_id: int | None = None,
+    first_name: str = "Budi",
     username: str | None = None,
 ) -> Json:
     """A document message; ``doc`` is a Document dict, e.g. from ``add_file()``."""
     content: Json = {"document": copy.deepcopy(doc)}
-    return {"message": _media_message(
-        user_id, content, caption, media_group_id, chat_id=chat_id, message_id=message_id,
-        first_name=first_name, username=username,
-    )}
+    return {
+        "message": _media_message(
+            user_id,
+            content,
+            caption,
+            media_group_id,
+            chat_id=chat_id,
+            message_id=message_id,
+            first_name=first_name,
+            username=username,
+        )
+    }
 
 
 def _media_message(
-    user_id: int, content: Json, caption: str | None, media_group_id: str | None, *,
-    chat_id: int | None, message_id: int | None, first_name: str, username: str | None,
+    user_id: int,
+    content: Json,
+    caption: str | None,
+    media_group_id: str | None,
+    *,
+    chat_id: int | None,
+    message_id: int | None,
+    first_name: str,
+    username: str | None,
 ) -> Json:
     if media_group_id is not None:
         content["media_group_id"] = media_group_id
     if caption is not None:
         content["caption"] = caption
     return _user_message(
-        user_id, content, chat_id=chat_id, message_id=message_id,
-        first_name=first_name, username=username,
+        user_id,
+        content,
+        chat_id=chat_id,
+        message_id=message_id,
+        first_name=first_name,
+        username=username,
     )
 
 

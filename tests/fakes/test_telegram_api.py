@@ -47,9 +47,7 @@ async def api() -> AsyncIterator[FakeTelegramAPI]:
 
 
 def _ext_bot(api: FakeTelegramAPI, token: str = DEFAULT_TOKEN, **kwargs: Any) -> ExtBot[None]:
-    return ExtBot(
-        token, base_url=f"{api.url}/bot", base_file_url=f"{api.url}/file/bot", **kwargs
-    )
+    return ExtBot(token, base_url=f"{api.url}/bot", base_file_url=f"{api.url}/file/bot", **kwargs)
 
 
 @pytest.fixture
@@ -96,7 +94,9 @@ async def test_unknown_method_is_404(api: FakeTelegramAPI) -> None:
         response = await client.post(f"{api.url}/bot{DEFAULT_TOKEN}/frobnicate", json={})
     assert response.status_code == 404
     assert response.json() == {
-        "ok": False, "error_code": 404, "description": "Not Found: method not found"
+        "ok": False,
+        "error_code": 404,
+        "description": "Not Found: method not found",
     }
     assert api.requests[-1].failed
 
@@ -134,9 +134,7 @@ async def test_second_poll_terminates_first_with_conflict(
     await api.wait_for("getUpdates", finished=False)
     # A second bot instance: PTB's own getUpdates pool has a single connection.
     async with httpx.AsyncClient() as other:
-        second = await other.post(
-            f"{api.url}/bot{DEFAULT_TOKEN}/getUpdates", json={"timeout": 0.1}
-        )
+        second = await other.post(f"{api.url}/bot{DEFAULT_TOKEN}/getUpdates", json={"timeout": 0.1})
     with pytest.raises(Conflict, match="terminated by other getUpdates"):
         await first
     assert second.json() == {"ok": True, "result": []}
@@ -165,9 +163,7 @@ async def test_callback_data_over_64_bytes_is_rejected(bot: ExtBot[None]) -> Non
         await bot.send_message(USER, "halo", reply_markup=markup)
 
 
-async def test_edit_reply_markup_and_not_modified(
-    bot: ExtBot[None], api: FakeTelegramAPI
-) -> None:
+async def test_edit_reply_markup_and_not_modified(bot: ExtBot[None], api: FakeTelegramAPI) -> None:
     markup = InlineKeyboardMarkup([[InlineKeyboardButton("Ya", callback_data="ya")]])
     sent = await bot.send_message(USER, "Kirim?", reply_markup=markup)
     edited = await bot.edit_message_reply_markup(USER, sent.message_id, reply_markup=None)
@@ -285,8 +281,11 @@ async def _greet(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def test_application_polling_round_trip(api: FakeTelegramAPI) -> None:
     app = (
-        Application.builder().token(DEFAULT_TOKEN).base_url(f"{api.url}/bot")
-        .base_file_url(f"{api.url}/file/bot").build()
+        Application.builder()
+        .token(DEFAULT_TOKEN)
+        .base_url(f"{api.url}/bot")
+        .base_file_url(f"{api.url}/file/bot")
+        .build()
     )
     app.add_handler(CommandHandler("lapor", _greet))
     async with app:
@@ -306,8 +305,13 @@ async def test_application_polling_round_trip(api: FakeTelegramAPI) -> None:
 
 async def test_standalone_process_control_endpoints() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakes.telegram_api", "--port", "0",
-        cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tests.fakes.telegram_api",
+        "--port",
+        "0",
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
     )
     try:
         assert process.stdout is not None
@@ -342,10 +346,23 @@ def test_fixture_parses_without_unknown_fields(path: Path, offline_bot: Bot) -> 
 
 def test_fixture_set_is_complete() -> None:
     expected = {
-        "text_message", "command_start", "command_with_botname", "photo_several_sizes",
-        "document_pdf", "album_photo_1", "album_photo_2", "album_photo_3", "callback_query",
-        "contact_own", "contact_other", "edited_message", "sticker", "voice", "group_message",
-        "location", "document_too_big",
+        "text_message",
+        "command_start",
+        "command_with_botname",
+        "photo_several_sizes",
+        "document_pdf",
+        "album_photo_1",
+        "album_photo_2",
+        "album_photo_3",
+        "callback_query",
+        "contact_own",
+        "contact_other",
+        "edited_message",
+        "sticker",
+        "voice",
+        "group_message",
+        "location",
+        "document_too_big",
     }
     assert expected <= {p.stem for p in FIXTURE_FILES}
 
@@ -356,4 +373,3 @@ def test_album_fixtures_share_media_group() -> None:
         for i in (1, 2, 3)
     }
     assert len(groups) == 1
-
