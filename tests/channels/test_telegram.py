@@ -614,3 +614,42 @@ async def test_webhook_checks_the_secret_and_stores_before_answering(
         await collect(api, is_reply(710010, "Bagikan nomor saya"), 2, start=0)
     assert len(replies(api, 710010, "Bagikan nomor saya")) == 2  # not 3
     assert not [r for r in api.requests if r.method == "getUpdates"]
+
+
+async def test_webhook_refuses_a_body_over_1_mb(
+    api: FakeTelegramAPI, database_url: str, data_dir: Path, sessions: Sessions, world: World
+) -> None:
+    """Issue 12, item 16: even with the right secret, a body over 1 MB gets 413 and nothing
+    of it is stored, whether its length is declared or it comes in chunks."""
+    port = free_port()
+    settings = settings_for(
+        api,
+        database_url,
+        data_dir,
+        telegram_webhook_url="https://laporham.example.go.id/telegram/webhook",
+        http_port=port,
+        telegram_webhook_secret="rahasia-webhook-123",
+    )
+    url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+    good = {SECRET_HEADER: "rahasia-webhook-123"}
+    update = text_update(710030, "halo")
+    update["update_id"] = 9101
+    update["padding"] = "x" * (2 * 1024 * 1024)  # a valid update, only far too big
+    body = json.dumps(update).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    async with running(settings), httpx.AsyncClient(timeout=5) as client:
+        await api.wait_for("setWebhook")
+        declared = await client.post(url, content=body, headers=good)
+        assert declared.status_code == 413
+        chunked = await client.post(url, content=chunks(), headers=good)
+        assert chunked.status_code == 413
+        small = text_update(710030, "halo")
+        small["update_id"] = 9102
+        assert (await client.post(url, json=small, headers=good)).status_code == 200
+        await api.wait_for(is_reply(710030, "Bagikan nomor saya"))
+    async with sessions() as session:
+        assert len((await session.exec(select(InboxMessage))).all()) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NamedTuple
@@ -34,6 +35,8 @@ POLL_TIMEOUT = 25  # seconds; under the 30 s idle cut-off of many proxies
 # A long poll's read timeout is its `timeout` plus this: Telegram answers an empty poll at
 # `timeout`, so only a dropped connection waits longer.
 POLL_READ_MARGIN = 10
+# Updates are small (a message, a caption, file ids): anything bigger is not from Telegram.
+MAX_WEBHOOK_BODY = 1024 * 1024
 
 # Keeps one update (PTB's parse, and the payload as received): stores it in the inbox and
 # queues its handling in the background. Raises only when it could not be stored.
@@ -143,8 +146,11 @@ def webhook_route(api: BotApi, *, secret: str, keep: Keep) -> Route:
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), secret.encode()):
             return Response(status_code=403)
+        body = await _read_capped(request, MAX_WEBHOOK_BODY)
+        if body is None:
+            return Response(status_code=413)
         try:
-            payload: Any = await request.json()
+            payload: Any = json.loads(body)
         except ValueError:
             return Response(status_code=400)
         update = parse_update(payload, api.bot) if isinstance(payload, dict) else None
@@ -155,6 +161,20 @@ def webhook_route(api: BotApi, *, secret: str, keep: Keep) -> Route:
         return Response(status_code=200)
 
     return Route(WEBHOOK_PATH, webhook, methods=["POST"])
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, read chunk by chunk; None as soon as it is over `limit` bytes, so a huge
+    post costs at most `limit` of memory (Content-Length may be absent or false)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 async def _retrying(what: str, call: Callable[[], Awaitable[Any]]) -> None:
