@@ -55,6 +55,7 @@ class TelegramChannel:
         webhook_secret: str | None = None,
         poll_timeout: int = transport.POLL_TIMEOUT,
         limits: Limits | None = None,
+        download_timeout: float = media.DOWNLOAD_TIMEOUT,
     ) -> None:
         self.api = BotApi(token, api_url)
         self.store = store
@@ -63,6 +64,7 @@ class TelegramChannel:
         # a webhook must never accept unauthenticated posts.
         self.webhook_secret = webhook_secret or secrets.token_urlsafe(32)
         self.poll_timeout = poll_timeout
+        self.download_timeout = download_timeout
         self.out = Outbound(self.api, limits or Limits())
         self._background: set[asyncio.Task[None]] = set()
         self._lanes = Lanes(self._spawn)
@@ -81,7 +83,9 @@ class TelegramChannel:
         return await media.send_file(self.out, self.store, chat, message)
 
     async def fetch_file(self, event: FileReceived, *, max_bytes: int) -> bytes:
-        return await media.fetch_file(self.api, event, max_bytes=max_bytes)
+        return await media.fetch_file(
+            self.api, event, max_bytes=max_bytes, read_timeout=self.download_timeout
+        )
 
     # ------------------------------------------------------------------ receiving
 

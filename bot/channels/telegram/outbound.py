@@ -29,6 +29,7 @@ from telegram.error import (
     BadRequest,
     ChatMigrated,
     Forbidden,
+    InvalidToken,
     NetworkError,
     RetryAfter,
     TelegramError,
@@ -99,7 +100,11 @@ class Outbound:
             bucket = self._per_chat[chat] = AsyncLimiter(limits.chat_burst, limits.chat_period)
         # The chat's bucket first: waiting for a busy chat must not hold overall capacity.
         async with bucket, self._overall:
-            return await translate_errors(call)
+            try:
+                return await translate_errors(call)
+            except SendError as error:
+                log_failure(chat, "send", error)
+                raise
 
     async def send_text(self, chat: int, message: OutText) -> str | None:
         parts = split_html(message.text, MAX_TEXT)
@@ -117,8 +122,8 @@ class Outbound:
         except PermanentSendError as error:
             if "can't parse entities" not in str(error).lower():
                 raise
-        # Broken markup must not cost the user the message: send it as plain text.
-        log.error("Telegram refused the markup of a message; sending it as plain text")
+        # Broken markup must not cost the user the message (`limited` logged the refusal):
+        # send it as plain text.
         return await self._send_message(chat, html.unescape(_TAG.sub("", text)), markup)
 
     async def _send_message(
@@ -158,16 +163,20 @@ class Outbound:
 
     async def settle_callback(self, query: CallbackQuery, *, pressed: bool) -> None:
         """Stop the button's spinner and take the pressed keyboard away (no double press)."""
-        with contextlib.suppress(TelegramError):
+        try:
             await self.api.call("answerCallbackQuery", callback_query_id=query.id)
+        except TelegramError as error:  # e.g. too old: the spinner stopped on its own
+            log_failure(query.from_user.id, "answerCallbackQuery", error)
         message = query.message
         if not pressed or not isinstance(message, Message) or message.reply_markup is None:
             return
-        with contextlib.suppress(TelegramError):
+        try:
             async with self._overall:
                 await self.api.call(
                     "editMessageReplyMarkup", chat_id=message.chat.id, message_id=message.message_id
                 )
+        except TelegramError as error:
+            log_failure(message.chat.id, "editMessageReplyMarkup", error)
 
     async def tell_group(self, chat: int) -> None:
         """Once per group that writes to the bot: never chatter in it."""
@@ -196,6 +205,30 @@ async def translate_errors(call: Callable[[], Awaitable[Sent]]) -> Sent:
         raise TransientSendError(str(error)) from error
     except TelegramError as error:  # includes a rejected token: wait, don't drop messages
         raise TransientSendError(str(error)) from error
+
+
+def log_failure(user: int | str, what: str, error: BaseException) -> None:
+    """One line per failure: the channel, a short user key and the reason. Never the chat
+    id whole, a phone number or message text (Bot API error texts carry neither)."""
+    log.warning("telegram %s: %s failed: %s", short_key(user), what, reason(error))
+
+
+def short_key(user: int | str) -> str:
+    """Enough to tell users apart in a log, not enough to identify one."""
+    return f"…{str(user)[-4:]}"
+
+
+def reason(error: BaseException) -> str:
+    """What went wrong, in a few words: PTB's error behind a SendError when there is one."""
+    cause = error.__cause__ if isinstance(error.__cause__, TelegramError) else error
+    if isinstance(cause, RetryAfter):
+        return f"429 too many requests, retry after {seconds(cause.retry_after):g} s"
+    if isinstance(cause, Forbidden):
+        return f"403 {cause.message}"
+    if isinstance(cause, InvalidToken):
+        return "token rejected"  # PTB's text may carry the token itself
+    text = str(cause) or type(cause).__name__
+    return text if len(text) <= 200 else f"{text[:200]}…"
 
 
 def seconds(value: float | timedelta) -> float:
