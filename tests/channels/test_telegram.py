@@ -419,6 +419,57 @@ async def test_killed_mid_report_and_restarted_resumes_without_duplicates(
     assert [p["text"] for p in api.sent("sendMessage", user.user_id)].count(prompt) == 1
 
 
+async def test_a_redelivered_button_press_is_neither_answered_nor_edited_again(
+    api: FakeTelegramAPI, settings: Settings, world: World
+) -> None:
+    """Issue 12, item 18: Telegram may deliver a press twice; only the first is settled."""
+    user = Person(api, 710020)
+    async with running(settings):
+        await user.register()
+        actions = await user.command("lapor", "pilih aksi")
+        tap = user.tap_update(actions, f"a:{world.action.id}")
+        await user.push(tap, "Berapa penerima")
+        await api.wait_for("editMessageReplyMarkup")
+        start = len(api.requests)
+        api.push_update(tap)  # the same press again, under a new update_id
+        # The user's next message is handled after the redelivery (one user's updates in
+        # order), and leaving `running` waits for what the channel still had in hand.
+        await user.text("7", "daftar penerima")
+    settled = [
+        r.method
+        for r in api.requests[start:]
+        if r.method in ("answerCallbackQuery", "editMessageReplyMarkup")
+    ]
+    assert settled == []
+
+
+async def test_a_slow_download_holds_no_one_else_and_a_crash_loses_nothing(
+    api: FakeTelegramAPI, settings: Settings, sessions: Sessions, world: World
+) -> None:
+    """Issue 12, item 14: while one user's file takes long to download, other users are
+    answered; the poll moves past it, and a process killed meanwhile handles it at restart."""
+    slow, other = Person(api, 710021), Person(api, 710022)
+    async with running(settings):
+        await slow.reach_evidence(world)
+        api.delay_next("downloadFile", 120)  # longer than this test may take
+        photo = api.add_file("slow-1", jpeg_bytes("red"), kind="photo")
+        pushed = api.push_update(photo_update(slow.user_id, [photo]))
+        await api.wait_for("downloadFile", finished=False)
+        await other.text("halo", "Bagikan nomor saya")
+        # Telegram is told the photo was received: it is in the inbox, not in a poll's hands.
+        await api.wait_for(
+            lambda r: (
+                r.method == "getUpdates" and (r.params.get("offset") or 0) > pushed["update_id"]
+            ),
+            finished=False,
+        )
+        assert not api.pending_updates
+        await eventually(lambda: outbox_settled(sessions))  # (what was sent is known sent)
+    async with running(settings):  # killed mid-download; a new process over the same database
+        await api.wait_for(is_reply(slow.user_id, "✅ Diterima"))
+    assert len(replies(api, other.user_id, "Bagikan nomor saya")) == 1
+
+
 async def test_stored_webhook_update_is_replayed_at_start(
     api: FakeTelegramAPI, settings: Settings, sessions: Sessions, world: World
 ) -> None:
@@ -563,3 +614,42 @@ async def test_webhook_checks_the_secret_and_stores_before_answering(
         await collect(api, is_reply(710010, "Bagikan nomor saya"), 2, start=0)
     assert len(replies(api, 710010, "Bagikan nomor saya")) == 2  # not 3
     assert not [r for r in api.requests if r.method == "getUpdates"]
+
+
+async def test_webhook_refuses_a_body_over_1_mb(
+    api: FakeTelegramAPI, database_url: str, data_dir: Path, sessions: Sessions, world: World
+) -> None:
+    """Issue 12, item 16: even with the right secret, a body over 1 MB gets 413 and nothing
+    of it is stored, whether its length is declared or it comes in chunks."""
+    port = free_port()
+    settings = settings_for(
+        api,
+        database_url,
+        data_dir,
+        telegram_webhook_url="https://laporham.example.go.id/telegram/webhook",
+        http_port=port,
+        telegram_webhook_secret="rahasia-webhook-123",
+    )
+    url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+    good = {SECRET_HEADER: "rahasia-webhook-123"}
+    update = text_update(710030, "halo")
+    update["update_id"] = 9101
+    update["padding"] = "x" * (2 * 1024 * 1024)  # a valid update, only far too big
+    body = json.dumps(update).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    async with running(settings), httpx.AsyncClient(timeout=5) as client:
+        await api.wait_for("setWebhook")
+        declared = await client.post(url, content=body, headers=good)
+        assert declared.status_code == 413
+        chunked = await client.post(url, content=chunks(), headers=good)
+        assert chunked.status_code == 413
+        small = text_update(710030, "halo")
+        small["update_id"] = 9102
+        assert (await client.post(url, json=small, headers=good)).status_code == 200
+        await api.wait_for(is_reply(710030, "Bagikan nomor saya"))
+    async with sessions() as session:
+        assert len((await session.exec(select(InboxMessage))).all()) == 1

@@ -166,7 +166,7 @@ class RecordedRequest:
     method: str
     params: Json
     files: dict[str, bytes]
-    at: float  # time.monotonic(): comparable across processes on one machine
+    at: float  # the fake's clock (time.monotonic() unless injected)
     failed: bool = False
     status: int = 0
     result: Any = None
@@ -248,8 +248,11 @@ class FakeTelegramAPI:
         port: int = 0,
         bot_username: str = BOT_USERNAME,
         bot_first_name: str = BOT_FIRST_NAME,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token = token
+        # Stamps each request's arrival (`RecordedRequest.at`); tests may inject their own.
+        self.clock = clock
         self.host = host
         self.port = port
         # The Message.from of bot messages; getMe adds the capability flags on top.
@@ -448,6 +451,19 @@ class FakeTelegramAPI:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
+    def most_in_one_second(self, predicate: Predicate | str = "sendMessage") -> int:
+        """The most requests matching ``predicate`` that arrived within any one second
+        (half-open windows ``[t, t + 1)``, on the fake's clock): Telegram's "30 per second"
+        as a server would count it. Failed attempts count too, as they do for Telegram."""
+        matches = _as_predicate(predicate)
+        times = sorted(record.at for record in self.requests if matches(record))
+        most, first = 0, 0
+        for last, arrived in enumerate(times):
+            while arrived - times[first] >= 1.0:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
     async def wait_for(
         self,
         predicate: Predicate | str,
@@ -522,7 +538,7 @@ class FakeTelegramAPI:
         return JSONResponse({"ok": True, "result": result})
 
     def _record(self, method: str, params: Json, files: dict[str, bytes]) -> RecordedRequest:
-        record = RecordedRequest(method, params, files, time.monotonic())
+        record = RecordedRequest(method, params, files, self.clock())
         self.requests.append(record)
         self._request_signal.fire()
         return record

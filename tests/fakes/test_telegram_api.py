@@ -211,6 +211,22 @@ async def test_forbidden_injection(bot: ExtBot[None], api: FakeTelegramAPI) -> N
     assert api.sent() == []
 
 
+async def test_most_in_one_second_counts_arrivals_on_the_fakes_clock() -> None:
+    now = [100.0]
+    async with FakeTelegramAPI(clock=lambda: now[0]) as api:
+        client = _ext_bot(api)
+        # The busiest seconds, [100.5, 101.5) and [100.9, 101.9), hold four each.
+        for at in (100.0, 100.5, 100.9, 101.0, 101.4, 101.5):
+            now[0] = at
+            await client.send_message(USER, "halo")
+        await client.get_webhook_info()  # other methods are not counted
+        await client.shutdown()
+        assert [r.at for r in api.requests][:2] == [100.0, 100.5]
+        assert api.most_in_one_second() == 4
+        assert api.most_in_one_second("getWebhookInfo") == 1
+        assert api.most_in_one_second("sendPhoto") == 0
+
+
 async def test_delay_surfaces_as_timeout(bot: ExtBot[None], api: FakeTelegramAPI) -> None:
     api.delay_next("sendMessage", 0.2)
     with pytest.raises(TimedOut):

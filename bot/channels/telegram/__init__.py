@@ -13,13 +13,13 @@ sequenceDiagram
     alt long polling (default)
         A->>T: getUpdates(offset, timeout)
         T-->>A: updates
-        A->>E: handle(event) (committed when it returns)
-        A->>T: next getUpdates: offset confirms the handled batch
+        A->>E: store_raw (inbox), each update of the batch
+        A->>T: next getUpdates: offset confirms the stored batch
     else webhook (LAPORHAM_TELEGRAM_WEBHOOK_URL)
         T->>A: POST /telegram/webhook (secret header)
         A->>E: store_raw (inbox) before answering 200
-        A-->>E: handle(event) in the background; replay_stored covers a crash
     end
+    A-->>E: handle(event) in the user's lane, in the background; replay_stored covers a crash
     O->>A: send(chat, message)
     A->>T: sendMessage / sendPhoto / sendDocument (rate limited)
 ```
@@ -31,6 +31,7 @@ One home per concern:
 - inbound.py: update -> engine event (pure functions);
 - outbound.py: texts, keyboards, splitting, rate limits, PTB errors as SendErrors;
 - transport.py: start-up, long polling and the webhook route (receiving);
+- lanes.py: one background lane per user (each user's updates in order, users apart);
 - media.py: downloads (getFile) and photos/documents sent.
 """
 

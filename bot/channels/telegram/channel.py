@@ -14,7 +14,14 @@ from telegram import Update
 
 from bot.channels.telegram import media, transport
 from bot.channels.telegram.client import BotApi, Json
-from bot.channels.telegram.inbound import group_chat_id, parse_update, translate
+from bot.channels.telegram.inbound import (
+    dedup_key,
+    group_chat_id,
+    lane_key,
+    parse_update,
+    translate,
+)
+from bot.channels.telegram.lanes import Lanes
 from bot.channels.telegram.outbound import MAX_TEXT, Limits, Outbound
 from bot.engine.channel import Capabilities, Channel, PermanentSendError
 from bot.engine.events import ContactShared, FileReceived, Inbound, Outgoing, OutText
@@ -48,6 +55,7 @@ class TelegramChannel:
         webhook_secret: str | None = None,
         poll_timeout: int = transport.POLL_TIMEOUT,
         limits: Limits | None = None,
+        download_timeout: float = media.DOWNLOAD_TIMEOUT,
     ) -> None:
         self.api = BotApi(token, api_url)
         self.store = store
@@ -56,8 +64,10 @@ class TelegramChannel:
         # a webhook must never accept unauthenticated posts.
         self.webhook_secret = webhook_secret or secrets.token_urlsafe(32)
         self.poll_timeout = poll_timeout
+        self.download_timeout = download_timeout
         self.out = Outbound(self.api, limits or Limits())
         self._background: set[asyncio.Task[None]] = set()
+        self._lanes = Lanes(self._spawn)
 
     # ------------------------------------------------------------------ sending
 
@@ -73,7 +83,9 @@ class TelegramChannel:
         return await media.send_file(self.out, self.store, chat, message)
 
     async def fetch_file(self, event: FileReceived, *, max_bytes: int) -> bytes:
-        return await media.fetch_file(self.api, event, max_bytes=max_bytes)
+        return await media.fetch_file(
+            self.api, event, max_bytes=max_bytes, read_timeout=self.download_timeout
+        )
 
     # ------------------------------------------------------------------ receiving
 
@@ -81,47 +93,54 @@ class TelegramChannel:
         if not self.webhook_url:
             return []  # polling: nothing may post updates to us
 
-        def accept(update: Update, payload: Json) -> None:
-            self._spawn(self.process(update, payload, engine))
+        async def keep(update: Update, payload: Json) -> None:
+            await self.keep(update, payload, engine)
 
-        secret = self.webhook_secret
-        return [transport.webhook_route(self.api, secret=secret, engine=engine, accept=accept)]
+        return [transport.webhook_route(self.api, secret=self.webhook_secret, keep=keep)]
 
     async def start(self, engine: Engine) -> None:
         """Check the token, then register the webhook, or drop any for long polling."""
         await transport.connect(self.api, webhook_url=self.webhook_url, secret=self.webhook_secret)
 
     async def run(self, engine: Engine) -> None:
-        """Polling: fetch, handle, confirm, until cancelled. Webhook: updates come through
+        """Polling: fetch, keep, confirm, until cancelled. Webhook: updates come through
         routes(), so there is nothing to run."""
         if self.webhook_url:
             return
 
-        async def handle(update: Update, payload: Json) -> None:
-            await self.process(update, payload, engine)
+        async def keep(update: Update, payload: Json) -> None:
+            await self.keep(update, payload, engine)
 
-        await transport.poll(self.api, handle, poll_timeout=self.poll_timeout)
+        await transport.poll(self.api, keep, poll_timeout=self.poll_timeout)
+
+    async def keep(self, update: Update, payload: Json, engine: Engine) -> None:
+        """Store the update in the inbox, then handle it in its user's lane, in the
+        background. A redelivery of a stored update is dropped here: it is neither handled
+        nor answered again (its button press already was, or replay_stored will be)."""
+        if await engine.store_raw(Channel.telegram, dedup_key(update), payload):
+            self._lanes.submit(lane_key(update), lambda: self.process(update, payload, engine))
 
     async def process(self, update: Update, payload: Json, engine: Engine) -> None:
-        """Handle one update; never raises, so one bad update cannot stop the receiver."""
+        """Handle one update; never raises, so one bad update cannot stop its lane."""
         event: Inbound | None = None
+        handled = False
         try:
             event = translate(update, payload)
             if event is None:
-                log.info("Telegram update %s is not for the engine", update.update_id)
+                log.debug("Telegram update %s is not for the engine", update.update_id)
                 group = group_chat_id(update)
                 if group is not None:
                     await self.out.tell_group(group)
             else:
                 if isinstance(event, ContactShared) and event.is_own:
                     self.out.shared_own_number(int(event.chat_id))
-                await engine.handle(event)
+                handled = await engine.handle(event)
         except Exception:
             log.exception("Telegram update %s failed", update.update_id)
-        if update.callback_query is not None:
-            # After handle(): the spinner stops once the choice is committed.
-            pressed = event is not None
-            self._spawn(self.out.settle_callback(update.callback_query, pressed=pressed))
+        if update.callback_query is not None and (handled or event is None):
+            # After handle(): the spinner stops once the choice is committed. A press the
+            # inbox had handled already was answered then: no second answer, no second edit.
+            self._spawn(self.out.settle_callback(update.callback_query, pressed=handled))
 
     def parse_stored(self, payload: dict[str, Any]) -> Inbound | None:
         """A stored webhook update as its event again (Engine.replay_stored)."""

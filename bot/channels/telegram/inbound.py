@@ -76,6 +76,12 @@ def dedup_key(update: Update) -> str:
     return f"upd:{update.update_id}"
 
 
+def lane_key(update: Update) -> str:
+    """Whose turn an update belongs to: its user's updates are handled in order."""
+    user = update.effective_user
+    return str(user.id) if user else f"update:{update.update_id}"
+
+
 def group_chat_id(update: Update) -> int | None:
     """The chat id when a user wrote in a group or supergroup (we serve private chats only)."""
     message = update.message

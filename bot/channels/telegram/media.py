@@ -10,7 +10,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from bot.channels.telegram.client import BotApi
-from bot.channels.telegram.outbound import Outbound, utf16_len
+from bot.channels.telegram.outbound import Outbound, log_failure, utf16_len
 from bot.engine.channel import (
     FetchFailed,
     FileTooLarge,
@@ -22,13 +22,24 @@ from storage.evidence import EvidenceNotFoundError, EvidenceStore
 
 MAX_CAPTION = 1024
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # getFile serves nothing larger
+DOWNLOAD_TIMEOUT = 60.0  # seconds between bytes: 20 MB over a slow uplink
 
 
 class _PhotoRefused(Exception):
     pass
 
 
-async def fetch_file(api: BotApi, event: FileReceived, *, max_bytes: int) -> bytes:
+async def fetch_file(
+    api: BotApi, event: FileReceived, *, max_bytes: int, read_timeout: float = DOWNLOAD_TIMEOUT
+) -> bytes:
+    try:
+        return await _fetch(api, event, max_bytes=max_bytes, read_timeout=read_timeout)
+    except FetchFailed as failed:  # a refused size is the user's to hear, not a failure
+        log_failure(event.user_key, "download", failed.__cause__ or failed)
+        raise
+
+
+async def _fetch(api: BotApi, event: FileReceived, *, max_bytes: int, read_timeout: float) -> bytes:
     limit = min(max_bytes, MAX_DOWNLOAD_BYTES)
     # Refuse before any request: getFile itself fails above 20 MB anyway.
     if event.claimed_size is not None and event.claimed_size > limit:
@@ -37,7 +48,7 @@ async def fetch_file(api: BotApi, event: FileReceived, *, max_bytes: int) -> byt
         file = await api.bot.get_file(event.file_ref)
         if file.file_size is not None and file.file_size > limit:
             raise FileTooLarge(file.file_size, limit)
-        data = await file.download_as_bytearray(read_timeout=60)
+        data = await file.download_as_bytearray(read_timeout=read_timeout)
     except BadRequest as error:
         if "too big" in str(error).lower():
             raise FileTooLarge(event.claimed_size, limit) from error

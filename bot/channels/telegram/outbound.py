@@ -29,6 +29,7 @@ from telegram.error import (
     BadRequest,
     ChatMigrated,
     Forbidden,
+    InvalidToken,
     NetworkError,
     RetryAfter,
     TelegramError,
@@ -63,10 +64,12 @@ Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 class Limits:
     """Our own send limits (PTB's AIORateLimiter resumes early in 22.8 and has no chat bucket).
 
-    Telegram allows about 30 messages/s per bot and about 1/s per chat with short bursts: a
-    turn often answers with two or three messages, so a chat may burst 3, then 1/s."""
+    Telegram allows about 30 messages/s per bot, counted in any one second, and about 1/s per
+    chat with short bursts: a turn often answers with two or three messages, so a chat may
+    burst 3, then 1/s. Overall there is no burst (see `Outbound`), and 25/s leaves headroom
+    for network jitter bunching sends on arrival."""
 
-    overall_per_second: float = 30
+    overall_per_second: float = 25
     chat_burst: float = 3
     chat_period: float = 3.0
 
@@ -79,7 +82,10 @@ class Outbound:
     def __init__(self, api: BotApi, limits: Limits) -> None:
         self.api = api
         self._limits = limits
-        self._overall = AsyncLimiter(limits.overall_per_second, 1)
+        # A bucket of one, refilled every 1/rate s: sends evenly spaced. AsyncLimiter(rate, 1)
+        # would let a full second's worth go at once and then keep leaking at the rate, so up
+        # to twice the rate could land in one second (59-60 against Telegram's 30, issue 12).
+        self._overall = AsyncLimiter(1, 1 / limits.overall_per_second)
         # A chat quiet long enough to be forgotten has an empty bucket anyway.
         self._per_chat: LRUCache[int, AsyncLimiter] = LRUCache(maxsize=10_000)
         # Chats that just shared their own number: the next plain text removes the
@@ -94,7 +100,11 @@ class Outbound:
             bucket = self._per_chat[chat] = AsyncLimiter(limits.chat_burst, limits.chat_period)
         # The chat's bucket first: waiting for a busy chat must not hold overall capacity.
         async with bucket, self._overall:
-            return await translate_errors(call)
+            try:
+                return await translate_errors(call)
+            except SendError as error:
+                log_failure(chat, "send", error)
+                raise
 
     async def send_text(self, chat: int, message: OutText) -> str | None:
         parts = split_html(message.text, MAX_TEXT)
@@ -112,8 +122,8 @@ class Outbound:
         except PermanentSendError as error:
             if "can't parse entities" not in str(error).lower():
                 raise
-        # Broken markup must not cost the user the message: send it as plain text.
-        log.error("Telegram refused the markup of a message; sending it as plain text")
+        # Broken markup must not cost the user the message (`limited` logged the refusal):
+        # send it as plain text.
         return await self._send_message(chat, html.unescape(_TAG.sub("", text)), markup)
 
     async def _send_message(
@@ -153,16 +163,20 @@ class Outbound:
 
     async def settle_callback(self, query: CallbackQuery, *, pressed: bool) -> None:
         """Stop the button's spinner and take the pressed keyboard away (no double press)."""
-        with contextlib.suppress(TelegramError):
+        try:
             await self.api.call("answerCallbackQuery", callback_query_id=query.id)
+        except TelegramError as error:  # e.g. too old: the spinner stopped on its own
+            log_failure(query.from_user.id, "answerCallbackQuery", error)
         message = query.message
         if not pressed or not isinstance(message, Message) or message.reply_markup is None:
             return
-        with contextlib.suppress(TelegramError):
+        try:
             async with self._overall:
                 await self.api.call(
                     "editMessageReplyMarkup", chat_id=message.chat.id, message_id=message.message_id
                 )
+        except TelegramError as error:
+            log_failure(message.chat.id, "editMessageReplyMarkup", error)
 
     async def tell_group(self, chat: int) -> None:
         """Once per group that writes to the bot: never chatter in it."""
@@ -191,6 +205,30 @@ async def translate_errors(call: Callable[[], Awaitable[Sent]]) -> Sent:
         raise TransientSendError(str(error)) from error
     except TelegramError as error:  # includes a rejected token: wait, don't drop messages
         raise TransientSendError(str(error)) from error
+
+
+def log_failure(user: int | str, what: str, error: BaseException) -> None:
+    """One line per failure: the channel, a short user key and the reason. Never the chat
+    id whole, a phone number or message text (Bot API error texts carry neither)."""
+    log.warning("telegram %s: %s failed: %s", short_key(user), what, reason(error))
+
+
+def short_key(user: int | str) -> str:
+    """Enough to tell users apart in a log, not enough to identify one."""
+    return f"…{str(user)[-4:]}"
+
+
+def reason(error: BaseException) -> str:
+    """What went wrong, in a few words: PTB's error behind a SendError when there is one."""
+    cause = error.__cause__ if isinstance(error.__cause__, TelegramError) else error
+    if isinstance(cause, RetryAfter):
+        return f"429 too many requests, retry after {seconds(cause.retry_after):g} s"
+    if isinstance(cause, Forbidden):
+        return f"403 {cause.message}"
+    if isinstance(cause, InvalidToken):
+        return "token rejected"  # PTB's text may carry the token itself
+    text = str(cause) or type(cause).__name__
+    return text if len(text) <= 200 else f"{text[:200]}…"
 
 
 def seconds(value: float | timedelta) -> float:

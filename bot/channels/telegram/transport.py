@@ -1,13 +1,14 @@
 """Receiving: start-up (getMe, then setWebhook or deleteWebhook), long polling, and the webhook
-route. What an update means is inbound.py's; what to do with it is the channel's `Handle`."""
+route. What an update means is inbound.py's; keeping and handling it is the channel's `Keep`."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,11 +24,8 @@ from telegram.error import (
 )
 
 from bot.channels.telegram.client import BotApi, Json
-from bot.channels.telegram.inbound import ALLOWED_UPDATES, dedup_key, parse_update
-from bot.engine.channel import Channel, ChannelConfigError
-
-if TYPE_CHECKING:  # the engine is only called, never built, here
-    from bot.engine.dispatch import Engine
+from bot.channels.telegram.inbound import ALLOWED_UPDATES, parse_update
+from bot.engine.channel import ChannelConfigError
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +35,12 @@ POLL_TIMEOUT = 25  # seconds; under the 30 s idle cut-off of many proxies
 # A long poll's read timeout is its `timeout` plus this: Telegram answers an empty poll at
 # `timeout`, so only a dropped connection waits longer.
 POLL_READ_MARGIN = 10
+# Updates are small (a message, a caption, file ids): anything bigger is not from Telegram.
+MAX_WEBHOOK_BODY = 1024 * 1024
 
-# Handles one update (PTB's parse, and the payload as received); never raises.
-Handle = Callable[[Update, Json], Awaitable[None]]
+# Keeps one update (PTB's parse, and the payload as received): stores it in the inbox and
+# queues its handling in the background. Raises only when it could not be stored.
+Keep = Callable[[Update, Json], Awaitable[None]]
 
 
 class TelegramConfigError(ChannelConfigError):
@@ -72,8 +73,9 @@ async def connect(api: BotApi, *, webhook_url: str | None, secret: str) -> None:
     log.info("Telegram long polling as @%s", bot.username)
 
 
-async def poll(api: BotApi, handle: Handle, *, poll_timeout: int) -> None:
-    """Fetch, handle, confirm, until cancelled."""
+async def poll(api: BotApi, keep: Keep, *, poll_timeout: int) -> None:
+    """Fetch, keep, confirm, until cancelled. Handling goes on in the background, so the
+    next getUpdates never waits for a download or a slow turn."""
     offset: int | None = None
     failures = 0
     while True:
@@ -87,17 +89,27 @@ async def poll(api: BotApi, handle: Handle, *, poll_timeout: int) -> None:
             raise TelegramConfigError("Telegram rejected LAPORHAM_TELEGRAM_TOKEN") from None
         except Exception as error:  # network, 5xx, 409 (another instance polling), bugs
             failures += 1
-            delay = min(30.0, 0.5 * 2**failures)
             hint = " (is another instance using this token?)" if isinstance(error, Conflict) else ""
-            log.warning("getUpdates failed: %s%s; retrying in %.1f s", error, hint, delay)
-            await asyncio.sleep(delay)
+            await _pause(failures, f"getUpdates failed: {error}{hint}")
+            continue
+        try:
+            await _keep_batch(batch, keep)
+        except Exception as error:  # the database is away: confirm nothing, fetch it again
+            failures += 1
+            await _pause(failures, f"Telegram updates not stored: {error}")
             continue
         failures = 0
         if batch:
-            await _handle_batch(batch, handle)
-            # Only now: the next getUpdates confirms the batch. A crash before this point
-            # re-reads it and the inbox absorbs what was already handled.
+            # Only now: the next getUpdates confirms the batch, every update of it in the
+            # inbox. A crash before this point re-reads it and the inbox absorbs the repeats;
+            # a crash after it leaves the unhandled ones to replay_stored.
             offset = batch[-1].update_id + 1
+
+
+async def _pause(failures: int, reason: str) -> None:
+    delay = min(30.0, 0.5 * 2**failures)
+    log.warning("%s; retrying in %.1f s", reason, delay)
+    await asyncio.sleep(delay)
 
 
 async def _fetch(api: BotApi, offset: int | None, poll_timeout: int) -> list[Received]:
@@ -117,47 +129,52 @@ async def _fetch(api: BotApi, offset: int | None, poll_timeout: int) -> list[Rec
     ]
 
 
-async def _handle_batch(batch: Iterable[Received], handle: Handle) -> None:
-    """Users in parallel, each user's updates in order (album items, quick answers)."""
-    queues: dict[str, list[tuple[Update, Json]]] = {}
+async def _keep_batch(batch: Iterable[Received], keep: Keep) -> None:
+    """Each update kept in turn, in the order Telegram sent them."""
     for received in batch:
         if received.update is None:
             log.warning("skipped Telegram update %s: not understood", received.update_id)
             continue
-        user = received.update.effective_user
-        key = str(user.id) if user else f"update:{received.update_id}"
-        queues.setdefault(key, []).append((received.update, received.payload))
-
-    async def in_order(queue: list[tuple[Update, Json]]) -> None:
-        for update, payload in queue:
-            await handle(update, payload)
-
-    await asyncio.gather(*(in_order(queue) for queue in queues.values()))
+        await keep(received.update, received.payload)
 
 
-def webhook_route(
-    api: BotApi, *, secret: str, engine: Engine, accept: Callable[[Update, Json], None]
-) -> Route:
-    """POST /telegram/webhook: checks the secret header, keeps the update in the inbox, then
-    hands it to `accept` (which handles it in the background) and answers 200."""
+def webhook_route(api: BotApi, *, secret: str, keep: Keep) -> Route:
+    """POST /telegram/webhook: checks the secret header, has the update kept (in the inbox,
+    handled in the background), then answers 200."""
 
     async def webhook(request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), secret.encode()):
             return Response(status_code=403)
+        body = await _read_capped(request, MAX_WEBHOOK_BODY)
+        if body is None:
+            return Response(status_code=413)
         try:
-            payload: Any = await request.json()
+            payload: Any = json.loads(body)
         except ValueError:
             return Response(status_code=400)
         update = parse_update(payload, api.bot) if isinstance(payload, dict) else None
         if update is None:
             return Response(status_code=200)  # Telegram re-sending it would not help
         # Kept in the inbox before the 200: if we die now, replay_stored handles it later.
-        if await engine.store_raw(Channel.telegram, dedup_key(update), payload):
-            accept(update, payload)
+        await keep(update, payload)
         return Response(status_code=200)
 
     return Route(WEBHOOK_PATH, webhook, methods=["POST"])
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, read chunk by chunk; None as soon as it is over `limit` bytes, so a huge
+    post costs at most `limit` of memory (Content-Length may be absent or false)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 async def _retrying(what: str, call: Callable[[], Awaitable[Any]]) -> None:
@@ -176,6 +193,4 @@ async def _retrying(what: str, call: Callable[[], Awaitable[Any]]) -> None:
             raise TelegramConfigError(f"Telegram refused {what}: {error}") from error
         except TelegramError as error:
             failures += 1
-            delay = min(30.0, 0.5 * 2**failures)
-            log.warning("%s failed (%s); retrying in %.1f s", what, error, delay)
-            await asyncio.sleep(delay)
+            await _pause(failures, f"{what} failed ({error})")
