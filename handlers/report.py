@@ -326,7 +326,8 @@ async def _on_evidence(turn: Turn) -> None:
     elif isinstance(event, FileReceived):
         await _receive_file(turn, submission, item, event)
     elif isinstance(event, TextReceived):
-        turn.say("report.text_while_evidence", label=item.requirement.label)
+        accepted = views.accepted_text(turn, item.requirement.kinds)
+        turn.say("report.text_while_evidence", label=item.requirement.label, accepted=accepted)
     else:
         _not_understood(turn)
 
