@@ -16,6 +16,7 @@ stateDiagram-v2
     Evidence --> Summary: /selesai on the last requirement
     Answer --> Answer: /kembali (one step back)
     Summary --> Answer: complete it / change answers
+    Summary --> Summary: a file: for the missing requirement it fits (asked when several fit)
     Summary --> Summary: /hapus or the button: a file taken back
     Summary --> ConfirmSubmit: submit (only when complete)
     ConfirmSubmit --> [*]: yes -> submitted
@@ -70,7 +71,8 @@ class Step(StrEnum):
 
 
 def wants_file(step: str | None) -> bool:
-    return step == Step.evidence
+    # The summary takes a file too: for the requirement it is missing (or the one picked).
+    return step in {Step.evidence, Step.summary}
 
 
 # --- entry ----------------------------------------------------------------------------------
@@ -586,7 +588,7 @@ async def _show_summary(turn: Turn, submission: Submission, *, read_only: bool =
     if read_only:
         turn.leave_flow()
         return
-    turn.goto(FLOW, Step.summary, submission_id=submission.id, item=None)
+    turn.goto(FLOW, Step.summary, submission_id=submission.id, item=None, pending_files=[])
     has_files = sum((await views.progress(turn, submission).counts()).values()) > 0
     remove = [Choice("remove", turn.text("button.remove"))] if has_files else []
     if check.complete:
@@ -643,14 +645,76 @@ async def _on_summary(turn: Turn) -> None:
 async def _on_summary_evidence(
     turn: Turn, submission: Submission, items: list[WalkItem], check: Completeness
 ) -> None:
-    """At the summary: a removal."""
-    choice = _choice(turn)
+    """At the summary: a file sent for what is missing, which one it is for, or a removal."""
+    choice, event = _choice(turn), turn.event
     if choice == "remove":
         await remove(turn)
     elif choice is not None and choice.startswith("rm:"):
         await _on_remove_choice(turn, submission, choice)
+    elif choice is not None and choice.startswith("for:"):
+        await _attach_pending(turn, submission, items, choice[4:])
+    elif isinstance(event, FileReceived):
+        await _file_at_summary(turn, submission, items, check, event)
     else:
         _not_understood(turn)
+
+
+async def _file_at_summary(
+    turn: Turn,
+    submission: Submission,
+    items: list[WalkItem],
+    check: Completeness,
+    event: FileReceived,
+) -> None:
+    """Take the file for the missing requirement it fits; ask when several fit."""
+    stored = _stored_file(turn, event)
+    if stored is None:
+        turn.repeat_prompt()
+        return
+    pool = [item for item, _ in check.missing_evidence] or [i for i in items if i.requirement]
+    kind = stored.detected.kind.value
+    fits = [i for i in pool if i.requirement and kind in i.requirement.kinds]
+    row = await _evidence_row(turn, submission, stored, event)
+    if len(fits) == 1:
+        receipt, _ = await _attach(turn, submission, fits[0], row)
+        turn.say_markup(receipt)
+        await _show_summary(turn, submission)
+    elif not fits:
+        kinds = [k for i in pool if i.requirement for k in i.requirement.kinds]
+        accepted = views.kinds_label(turn, list(dict.fromkeys(kinds)))
+        turn.say("evidence.not_needed", name=_file_name(turn, event), accepted=accepted)
+        turn.repeat_prompt()
+    else:
+        # Kept in the state until the user says which requirement: no second upload.
+        pending = [*turn.get("pending_files", []), row.model_dump(mode="json", exclude={"id"})]
+        turn.goto(FLOW, Step.summary, pending_files=pending)
+        turn.ask(
+            turn.text("evidence.which_requirement", name=_file_name(turn, event)),
+            [Choice(f"for:{i.requirement.id}", i.requirement.label) for i in fits if i.requirement]
+            + [Choice("later", turn.text("button.later"))],
+        )
+
+
+async def _attach_pending(
+    turn: Turn, submission: Submission, items: list[WalkItem], requirement_id: str
+) -> None:
+    item = next((i for i in items if i.key == f"e{requirement_id}"), None)
+    if item is None or item.requirement is None:
+        _not_understood(turn)
+        return
+    for data in turn.get("pending_files", []):
+        row = EvidenceFile.model_validate(data)
+        if row.kind in item.requirement.kinds:
+            receipt, _ = await _attach(turn, submission, item, row)
+            turn.say_markup(receipt)
+        else:  # an earlier file of the same wait that this requirement does not take
+            turn.say(
+                "evidence.wrong_kind",
+                name=row.original_name or turn.text("report.unnamed_file"),
+                label=item.requirement.label,
+                accepted=views.kinds_label(turn, item.requirement.kinds),
+            )
+    await _show_summary(turn, submission)
 
 
 async def _on_confirm_submit(turn: Turn) -> None:

@@ -1,11 +1,12 @@
-"""Evidence steps of /lapor as a focal point lives them (issue #12, items 4, 5, 8): a file sent
-twice counts once, a wrong file can be taken back, and the prompts say what is accepted."""
+"""Evidence steps of /lapor as a focal point lives them (issue #12, items 4, 5, 7, 8): a file sent
+twice counts once, a wrong file can be taken back, the summary takes the missing file, and the
+prompts say what is accepted."""
 
 from __future__ import annotations
 
 from sqlmodel import col, select
 
-from storage.models import AuditLog, EvidenceFile
+from storage.models import AuditLog, EvidenceFile, EvidenceRequirement
 from tests.support.factories import FOCAL_PHONE, make_world
 from tests.support.harness import Harness, jpeg_bytes, pdf_bytes
 
@@ -41,6 +42,12 @@ async def _live_files(sessions) -> list[EvidenceFile]:
     async with sessions() as session:
         statement = select(EvidenceFile).where(col(EvidenceFile.removed_at).is_(None))
         return list((await session.exec(statement)).all())
+
+
+async def _requirement_id(sessions, label: str) -> int:
+    async with sessions() as session:
+        statement = select(EvidenceRequirement).where(EvidenceRequirement.label == label)
+        return (await session.exec(statement)).one().id or 0
 
 
 # --- item 4 ---------------------------------------------------------------------------------
@@ -101,6 +108,37 @@ async def test_typed_remove_command_at_the_step_and_at_the_summary(sessions, dat
     reply = await h.choose(dua)
     assert "dua.jpg dihapus" in reply and "Belum lengkap" in reply
     assert [f.original_name for f in await _live_files(sessions)] == ["daftar.pdf"]
+
+
+# --- item 7 ---------------------------------------------------------------------------------
+
+
+async def test_summary_takes_the_one_missing_file(sessions, data_dir) -> None:
+    h = await _at_photo_step(sessions, data_dir)
+    reply = await _to_summary_from_photo_step(h, list_file=True)
+    assert "Belum lengkap" in reply and "Foto kegiatan: kurang 1" in reply
+    reply = await h.file(jpeg_bytes(), "kegiatan.jpg", photo=True)
+    assert "Diterima: kegiatan.jpg" in reply and "Semua sudah lengkap" in reply
+    assert "tidak diminta" not in reply
+
+
+async def test_summary_asks_which_requirement_when_several_fit(sessions, data_dir) -> None:
+    h = await _at_photo_step(sessions, data_dir)
+    reply = await _to_summary_from_photo_step(h, list_file=False)
+    assert "Belum lengkap" in reply
+    # A PDF fits both "Foto kegiatan" (photo, PDF) and "Daftar penerima" (PDF, XLSX, DOCX).
+    reply = await h.file(pdf_bytes("daftar"), "daftar.pdf", mime="application/pdf")
+    assert "daftar.pdf untuk data dukung yang mana?" in reply
+    assert await _live_files(sessions) == []
+    daftar = await _requirement_id(sessions, "Daftar penerima")
+    reply = await h.choose(f"for:{daftar}")
+    assert "Diterima: daftar.pdf" in reply and "Daftar penerima: 1 berkas" in reply
+    assert "Belum lengkap" in reply and "Foto kegiatan: kurang 1" in reply
+    # Only the photo requirement takes a photo: no question.
+    reply = await h.file(jpeg_bytes(), "kegiatan.jpg", photo=True)
+    assert "Diterima: kegiatan.jpg" in reply and "Semua sudah lengkap" in reply
+    files = {f.original_name: f.requirement_id for f in await _live_files(sessions)}
+    assert files["daftar.pdf"] == daftar
 
 
 # --- item 8 ---------------------------------------------------------------------------------
