@@ -10,11 +10,14 @@ stateDiagram-v2
     ChooseAction --> Summary: approved (read only) or nothing missing
     Answer --> Answer: valid answer -> next question (bad input: explained, asked again)
     Answer --> Evidence: questions of the measure done
-    Evidence --> Evidence: file accepted / refused with the reason
+    Evidence --> Evidence: file accepted / already there (counted once) / refused with the reason
+    Evidence --> Evidence: /hapus or the receipt's button: a file taken back (audited)
     Evidence --> Answer: /selesai -> next measure
     Evidence --> Summary: /selesai on the last requirement
     Answer --> Answer: /kembali (one step back)
     Summary --> Answer: complete it / change answers
+    Summary --> Summary: a file: for the missing requirement it fits (asked when several fit)
+    Summary --> Summary: /hapus or the button: a file taken back
     Summary --> ConfirmSubmit: submit (only when complete)
     ConfirmSubmit --> [*]: yes -> submitted
     Summary --> [*]: later (draft kept)
@@ -40,6 +43,7 @@ from bot.engine.turn import Turn
 from handlers import report_views as views
 from handlers.answers import Invalid, parse_answer
 from storage import reports
+from storage.evidence import StoredEvidence
 from storage.models import (
     Action,
     EvidenceFile,
@@ -50,7 +54,7 @@ from storage.models import (
     SubmissionStatus,
 )
 from storage.periods import window
-from storage.reports import WalkItem
+from storage.reports import Completeness, WalkItem
 
 FLOW = "report"
 FlowAction = Callable[[Turn], Awaitable[None]]
@@ -67,7 +71,8 @@ class Step(StrEnum):
 
 
 def wants_file(step: str | None) -> bool:
-    return step == Step.evidence
+    # The summary takes a file too: for the requirement it is missing (or the one picked).
+    return step in {Step.evidence, Step.summary}
 
 
 # --- entry ----------------------------------------------------------------------------------
@@ -320,13 +325,16 @@ async def _on_evidence(turn: Turn) -> None:
     if submission is None or item is None or item.requirement is None:
         await start(turn)
         return
-    event = turn.event
-    if _choice(turn) == "done":
+    event, choice = turn.event, _choice(turn)
+    if choice == "done":
         await done(turn)
+    elif choice is not None and choice.startswith("rm:"):
+        await _on_remove_choice(turn, submission, choice)
     elif isinstance(event, FileReceived):
         await _receive_file(turn, submission, item, event)
     elif isinstance(event, TextReceived):
-        turn.say("report.text_while_evidence", label=item.requirement.label)
+        accepted = views.accepted_text(turn, item.requirement.kinds)
+        turn.say("report.text_while_evidence", label=item.requirement.label, accepted=accepted)
     else:
         _not_understood(turn)
 
@@ -336,64 +344,198 @@ async def _receive_file(
 ) -> None:
     requirement = item.requirement
     assert requirement is not None
-    name = event.claimed_name or turn.text("report.unnamed_file")
-    prepared = turn.prepared_file
-    if prepared is None or prepared.stored is None:
-        reason = prepared.rejection if prepared else "fetch_failed"
-        turn.say(
-            f"evidence.rejected.{reason}", name=name, max_mb=turn.max_upload_bytes // (1024 * 1024)
-        )
+    stored = _stored_file(turn, event)
+    if stored is None:
         return
-    stored = prepared.stored
     if stored.detected.kind.value not in requirement.kinds:
         turn.say(
             "evidence.wrong_kind",
-            name=name,
+            name=_file_name(turn, event),
             label=requirement.label,
             accepted=views.kinds_label(turn, requirement.kinds),
         )
         return
+    row = await _evidence_row(turn, submission, stored, event)
+    receipt, file_id = await _attach(turn, submission, item, row)
+    if file_id is None:
+        turn.say_markup(receipt)
+        return
+    # The receipt carries its own undo: a wrong file is taken back with one tap.
+    turn.ask(
+        receipt,
+        [
+            Choice(f"rm:{file_id}", turn.text("button.remove_file")),
+            Choice("done", turn.text("button.done")),
+        ],
+    )
+
+
+def _file_name(turn: Turn, event: FileReceived) -> str:
+    return event.claimed_name or turn.text("report.unnamed_file")
+
+
+def _stored_file(turn: Turn, event: FileReceived) -> StoredEvidence | None:
+    """The file as downloaded and checked; None (the reason said) when it was refused."""
+    prepared = turn.prepared_file
+    if prepared is None or prepared.stored is None:
+        reason = prepared.rejection if prepared else "fetch_failed"
+        turn.say(
+            f"evidence.rejected.{reason}",
+            name=_file_name(turn, event),
+            max_mb=turn.max_upload_bytes // (1024 * 1024),
+        )
+        return None
+    return prepared.stored
+
+
+async def _evidence_row(
+    turn: Turn, submission: Submission, stored: StoredEvidence, event: FileReceived
+) -> EvidenceFile:
+    """The file's row, not yet attached to a requirement (requirement_id 0)."""
     region = (
         await reports.get_region(session=turn.session, region_id=turn.contact.region_id or 0)
         if turn.contact
         else None
     )
-    await reports.add_evidence(
-        session=turn.session,
-        submission=submission,
-        file=EvidenceFile(
-            submission_id=submission.id or 0,
-            requirement_id=requirement.id or 0,
-            sha256=stored.sha256,
-            original_name=(event.claimed_name or "")[:255] or None,
-            claimed_mime=(event.claimed_mime or "")[:120] or None,
-            detected_mime=stored.detected.mime,
-            kind=stored.detected.kind.value,
-            size=stored.size,
-            storage_key=stored.storage_key,
-            display_key=stored.display_key,
-            thumbnail_key=stored.thumbnail_key,
-            width=stored.width,
-            height=stored.height,
-            taken_at=views.local_to_utc(stored.taken_at_local, region.timezone if region else None),
-            gps_lat=stored.gps_lat,
-            gps_lon=stored.gps_lon,
-            channel=event.channel,
-            channel_file_id=event.file_ref[:255],
-            uploaded_by_id=_contact_id(turn),
-            received_at=turn.now,
-        ),
+    return EvidenceFile(
+        submission_id=submission.id or 0,
+        requirement_id=0,
+        sha256=stored.sha256,
+        original_name=(event.claimed_name or "")[:255] or None,
+        claimed_mime=(event.claimed_mime or "")[:120] or None,
+        detected_mime=stored.detected.mime,
+        kind=stored.detected.kind.value,
+        size=stored.size,
+        storage_key=stored.storage_key,
+        display_key=stored.display_key,
+        thumbnail_key=stored.thumbnail_key,
+        width=stored.width,
+        height=stored.height,
+        taken_at=views.local_to_utc(stored.taken_at_local, region.timezone if region else None),
+        gps_lat=stored.gps_lat,
+        gps_lon=stored.gps_lon,
+        channel=event.channel,
+        channel_file_id=event.file_ref[:255],
+        uploaded_by_id=_contact_id(turn),
+        received_at=turn.now,
     )
+
+
+async def _attach(
+    turn: Turn, submission: Submission, item: WalkItem, row: EvidenceFile
+) -> tuple[str, int | None]:
+    """Attach the file to the item's requirement: the receipt, and the new file's id, or None
+    when the same bytes are there already (a resend counts once)."""
+    requirement = item.requirement
+    assert requirement is not None
+    name = row.original_name or turn.text("report.unnamed_file")
     progress = views.progress(turn, submission)
-    progress.files_changed()
+    already = await reports.attached_file(
+        session=turn.session,
+        submission_id=submission.id or 0,
+        requirement_id=requirement.id or 0,
+        sha256=row.sha256,
+    )
+    if already is None:
+        row.requirement_id = requirement.id or 0
+        await reports.add_evidence(session=turn.session, submission=submission, file=row)
+        progress.files_changed()
     counts = await progress.counts()
-    turn.say(
-        "evidence.accepted",
+    receipt = turn.text(
+        "evidence.duplicate" if already else "evidence.accepted",
         name=name,
-        size=human_size(stored.size),
+        size=human_size(row.size),
         label=requirement.label,
         count=counts[requirement.id or 0],
     )
+    return receipt, None if already else row.id
+
+
+# --- taking a file back ---------------------------------------------------------------------
+
+
+async def remove(turn: Turn) -> None:
+    """/hapus [n]: take a file off the report: the current requirement's files at an evidence
+    step, all of them at the summary. With a number, that file of the list at once."""
+    if turn.flow != FLOW or turn.step not in {Step.evidence, Step.summary}:
+        turn.say("evidence.remove_none")
+        if turn.flow:
+            turn.repeat_prompt()
+        return
+    submission, _, item = await _current(turn)
+    if submission is None:
+        await start(turn)
+        return
+    files = await reports.evidence_files(session=turn.session, submission_id=submission.id or 0)
+    if turn.step == Step.evidence and item is not None and item.requirement is not None:
+        files = [f for f in files if f.requirement_id == item.requirement.id]
+    event = turn.event
+    args = event.args.strip() if isinstance(event, CommandReceived) else ""
+    if args.isdigit() and 1 <= int(args) <= len(files):
+        await _remove_file(turn, submission, files[int(args) - 1].id or 0)
+        return
+    if not files:
+        turn.say("evidence.remove_none")
+        turn.repeat_prompt()
+        return
+    turn.ask(
+        turn.text("evidence.remove_which"),
+        [
+            Choice(f"rm:{f.id}", f"{(f.original_name or f.kind)[:40]} ({human_size(f.size)})")
+            for f in files
+        ]
+        + [Choice("rm:none", turn.text("button.remove_cancel"))],
+    )
+
+
+async def _on_remove_choice(turn: Turn, submission: Submission, choice: str) -> None:
+    if choice[3:].isdigit():
+        await _remove_file(turn, submission, int(choice[3:]))
+    else:
+        await _ask_again(turn)
+
+
+async def _remove_file(turn: Turn, submission: Submission, file_id: int) -> None:
+    removed = await reports.remove_evidence(
+        session=turn.session,
+        submission=submission,
+        file_id=file_id,
+        contact_id=_contact_id(turn),
+        now=turn.now,
+    )
+    if removed is None:
+        turn.say("evidence.remove_gone")
+    else:
+        progress = views.progress(turn, submission)
+        progress.files_changed()
+        counts = await progress.counts()
+        items = await _items(turn, submission)
+        label = next(
+            (
+                i.requirement.label
+                for i in items
+                if i.requirement and i.key == f"e{removed.requirement_id}"
+            ),
+            "",
+        )
+        turn.say(
+            "evidence.removed",
+            name=removed.original_name or removed.kind,
+            label=label,
+            count=counts[removed.requirement_id],
+        )
+    await _ask_again(turn)
+
+
+async def _ask_again(turn: Turn) -> None:
+    """Back to where the user was: the requirement's prompt, or the summary."""
+    submission, items, item = await _current(turn)
+    if submission is not None and turn.step == Step.evidence and item is not None:
+        await views.ask_item(turn, submission, items, item)
+    elif submission is not None:
+        await _show_summary(turn, submission)
+    else:
+        await start(turn)
 
 
 async def done(turn: Turn) -> None:
@@ -446,20 +588,27 @@ async def _show_summary(turn: Turn, submission: Submission, *, read_only: bool =
     if read_only:
         turn.leave_flow()
         return
-    turn.goto(FLOW, Step.summary, submission_id=submission.id, item=None)
+    turn.goto(FLOW, Step.summary, submission_id=submission.id, item=None, pending_files=[])
+    has_files = sum((await views.progress(turn, submission).counts()).values()) > 0
+    remove = [Choice("remove", turn.text("button.remove"))] if has_files else []
     if check.complete:
         turn.ask(
             turn.text("report.summary_complete"),
             [
                 Choice("submit", turn.text("button.submit")),
                 Choice("edit", turn.text("button.edit")),
+                *remove,
                 Choice("later", turn.text("button.later")),
             ],
         )
     else:
         turn.ask(
             views.missing_text(turn, check),
-            [Choice("fix", turn.text("button.fix")), Choice("later", turn.text("button.later"))],
+            [
+                Choice("fix", turn.text("button.fix")),
+                *remove,
+                Choice("later", turn.text("button.later")),
+            ],
         )
 
 
@@ -490,7 +639,82 @@ async def _on_summary(turn: Turn) -> None:
         turn.leave_flow()
         turn.say("report.later")
     else:
+        await _on_summary_evidence(turn, submission, items, check)
+
+
+async def _on_summary_evidence(
+    turn: Turn, submission: Submission, items: list[WalkItem], check: Completeness
+) -> None:
+    """At the summary: a file sent for what is missing, which one it is for, or a removal."""
+    choice, event = _choice(turn), turn.event
+    if choice == "remove":
+        await remove(turn)
+    elif choice is not None and choice.startswith("rm:"):
+        await _on_remove_choice(turn, submission, choice)
+    elif choice is not None and choice.startswith("for:"):
+        await _attach_pending(turn, submission, items, choice[4:])
+    elif isinstance(event, FileReceived):
+        await _file_at_summary(turn, submission, items, check, event)
+    else:
         _not_understood(turn)
+
+
+async def _file_at_summary(
+    turn: Turn,
+    submission: Submission,
+    items: list[WalkItem],
+    check: Completeness,
+    event: FileReceived,
+) -> None:
+    """Take the file for the missing requirement it fits; ask when several fit."""
+    stored = _stored_file(turn, event)
+    if stored is None:
+        turn.repeat_prompt()
+        return
+    pool = [item for item, _ in check.missing_evidence] or [i for i in items if i.requirement]
+    kind = stored.detected.kind.value
+    fits = [i for i in pool if i.requirement and kind in i.requirement.kinds]
+    row = await _evidence_row(turn, submission, stored, event)
+    if len(fits) == 1:
+        receipt, _ = await _attach(turn, submission, fits[0], row)
+        turn.say_markup(receipt)
+        await _show_summary(turn, submission)
+    elif not fits:
+        kinds = [k for i in pool if i.requirement for k in i.requirement.kinds]
+        accepted = views.kinds_label(turn, list(dict.fromkeys(kinds)))
+        turn.say("evidence.not_needed", name=_file_name(turn, event), accepted=accepted)
+        turn.repeat_prompt()
+    else:
+        # Kept in the state until the user says which requirement: no second upload.
+        pending = [*turn.get("pending_files", []), row.model_dump(mode="json", exclude={"id"})]
+        turn.goto(FLOW, Step.summary, pending_files=pending)
+        turn.ask(
+            turn.text("evidence.which_requirement", name=_file_name(turn, event)),
+            [Choice(f"for:{i.requirement.id}", i.requirement.label) for i in fits if i.requirement]
+            + [Choice("later", turn.text("button.later"))],
+        )
+
+
+async def _attach_pending(
+    turn: Turn, submission: Submission, items: list[WalkItem], requirement_id: str
+) -> None:
+    item = next((i for i in items if i.key == f"e{requirement_id}"), None)
+    if item is None or item.requirement is None:
+        _not_understood(turn)
+        return
+    for data in turn.get("pending_files", []):
+        row = EvidenceFile.model_validate(data)
+        if row.kind in item.requirement.kinds:
+            receipt, _ = await _attach(turn, submission, item, row)
+            turn.say_markup(receipt)
+        else:  # an earlier file of the same wait that this requirement does not take
+            turn.say(
+                "evidence.wrong_kind",
+                name=row.original_name or turn.text("report.unnamed_file"),
+                label=item.requirement.label,
+                accepted=views.kinds_label(turn, item.requirement.kinds),
+            )
+    await _show_summary(turn, submission)
 
 
 async def _on_confirm_submit(turn: Turn) -> None:

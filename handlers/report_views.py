@@ -78,6 +78,21 @@ def kinds_label(turn: Turn, kinds: list[str]) -> str:
     return ", ".join(turn.text(KIND_KEYS[kind]) for kind in kinds if kind in KIND_KEYS)
 
 
+def accepted_text(turn: Turn, kinds: list[str]) -> str:
+    """What to send, as said to a person: "foto atau dokumen PDF", "dokumen PDF atau Word"."""
+    documents = [turn.text(f"accept.{kind}") for kind in kinds if kind in {"pdf", "docx", "xlsx"}]
+    parts = [turn.text("accept.photo")] if "photo" in kinds else []
+    if documents:
+        parts.append(turn.text("accept.documents", names=_either(turn, documents)))
+    return _either(turn, parts)
+
+
+def _either(turn: Turn, words: list[str]) -> str:
+    if len(words) < 2:
+        return "".join(words)
+    return ", ".join(words[:-1]) + f" {turn.text('accept.or')} " + words[-1]
+
+
 def long_date(turn: Turn, day: datetime) -> str:
     months = MONTHS_ID if turn.language == "id" else MONTHS_EN
     return f"{day.day} {months[day.month - 1]} {day.year}"
@@ -179,7 +194,13 @@ async def _ask_evidence(turn: Turn, submission: Submission, item: WalkItem, head
     ]
     if requirement.help_text:
         lines.append(turn.text("item.help", text=requirement.help_text))
-    lines.append(turn.text("item.evidence_how", label=requirement.label))
+    lines.append(
+        turn.text(
+            "item.evidence_how",
+            label=requirement.label,
+            accepted=accepted_text(turn, requirement.kinds),
+        )
+    )
     turn.ask("\n".join(lines), [Choice("done", turn.text("button.done"))])
 
 

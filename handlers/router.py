@@ -8,7 +8,7 @@ flowchart TD
     C -- /bantuan /bahasa --> H[help / language]
     C -- other, unregistered --> R
     C -- /batal --> X[leave flow, draft kept]
-    C -- /kembali /selesai --> F[current flow]
+    C -- /kembali /selesai /hapus --> F[current flow]
     C -- /lapor --> P[report]
     C -- /status --> S[status]
     C -- /belum /rekap /periksa /siaran --> L[later issues: role check + notice]
@@ -70,6 +70,8 @@ async def _command(turn: Turn, command: Command) -> None:
         await _in_report(turn, report.back)
     elif command is Command.done:
         await report.done(turn)
+    elif command is Command.remove:
+        await report.remove(turn)
     elif command is Command.report:
         await report.start(turn)
     elif command is Command.status:

@@ -388,6 +388,50 @@ async def add_evidence(
     await _touch(connection, submission, file.received_at)
 
 
+async def attached_file(
+    *, session: AsyncSession, submission_id: int, requirement_id: int, sha256: str
+) -> EvidenceFile | None:
+    """The file with these bytes already attached (and not removed) to this requirement."""
+    statement = select(EvidenceFile).where(
+        EvidenceFile.submission_id == submission_id,
+        EvidenceFile.requirement_id == requirement_id,
+        EvidenceFile.sha256 == sha256,
+        col(EvidenceFile.removed_at).is_(None),
+    )
+    return (await session.exec(statement)).first()
+
+
+async def remove_evidence(
+    *,
+    session: AsyncSession,
+    submission: Submission,
+    file_id: int,
+    contact_id: int | None,
+    now: datetime,
+) -> EvidenceFile | None:
+    """Take a file off the report: marked removed (the row and the bytes stay, for the audit),
+    so it no longer counts. None when it is not this report's or was removed already."""
+    file = await session.get(EvidenceFile, file_id)
+    if file is None or file.submission_id != submission.id or file.removed_at is not None:
+        return None
+    file.removed_at = now
+    submission.updated_at = now
+    record_audit(
+        session=session,
+        actor_id=contact_id,
+        action="evidence.removed",
+        entity="evidence_file",
+        entity_id=file.id,
+        detail={
+            "submission_id": submission.id,
+            "requirement_id": file.requirement_id,
+            "sha256": file.sha256,
+        },
+    )
+    await session.flush()
+    return file
+
+
 async def _touch(connection: AsyncConnection, submission: Submission, now: datetime) -> None:
     """The report changed now: its updated_at, in the row and as the object's committed state."""
     await connection.execute(

@@ -13,6 +13,7 @@ class Command(StrEnum):
     back = "kembali"
     cancel = "batal"
     done = "selesai"
+    remove = "hapus"
     status = "status"
     pending = "belum"
     recap = "rekap"
@@ -29,6 +30,7 @@ ALIASES: dict[str, Command] = {
     "back": Command.back,
     "cancel": Command.cancel,
     "done": Command.done,
+    "remove": Command.remove,
     "pending": Command.pending,
     "recap": Command.recap,
     "review": Command.review,

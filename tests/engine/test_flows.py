@@ -134,7 +134,7 @@ async def test_album_of_photos_and_limits(sessions, data_dir) -> None:
     reply = await h.file(b"x" * 10, "besar.pdf", claimed_size=25 * 1024 * 1024)
     assert "lebih dari 20 MB" in reply
     reply = await h.text("ini bukan berkas")
-    assert "Saya menunggu berkas" in reply
+    assert "Saya menunggu foto atau dokumen PDF" in reply
     async with sessions() as session:
         assert len((await session.exec(select(EvidenceFile))).all()) == 3
 

@@ -82,7 +82,7 @@ async def test_bad_input_at_every_step_is_answered_and_changes_nothing(sessions,
             for bad in (
                 Unsupported(**base(None), kind="sticker"),
                 ChoiceMade(**base(None), choice_id="a:999999"),
-                CommandReceived(**base(None), name="hapus", args=""),
+                CommandReceived(**base(None), name="hapuskan", args=""),
                 LocationShared(**base(None), latitude=-5.4, longitude=105.2),
             ):
                 before = await _state(sessions, h)
