@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.events import Choice
+from bot.engine.text_input import clean_name
 from bot.engine.texts import escape, human_size
 from bot.engine.turn import Turn
 from handlers.answers import answer_hint, display_value
@@ -213,7 +214,8 @@ async def summary_text(turn: Turn, submission: Submission, items: list[WalkItem]
         elif item.requirement:
             mine = [f for f in files if f.requirement_id == item.requirement.id]
             names = ", ".join(
-                f"{escape(f.original_name or f.kind)} ({human_size(f.size)})" for f in mine
+                f"{escape(clean_name(f.original_name) or f.kind)} ({human_size(f.size)})"
+                for f in mine
             )
             lines.append(
                 turn.text(
