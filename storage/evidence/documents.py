@@ -22,9 +22,6 @@ import zlib
 from collections.abc import Iterator
 from xml.parsers import expat
 
-from pypdf import PasswordType, PdfReader
-from pypdf.errors import DependencyError, PyPdfError
-
 from storage.evidence.sniff import (
     DetectedType,
     EvidenceKind,
@@ -59,6 +56,11 @@ def check_document(data: bytes, detected: DetectedType) -> None:
 
 
 def _check_pdf(data: bytes) -> None:
+    # Imported on the first PDF: pypdf with cryptography takes seconds to import on a busy
+    # machine, and every `laporham` command would pay that at start-up.
+    from pypdf import PasswordType, PdfReader
+    from pypdf.errors import DependencyError, PyPdfError
+
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
