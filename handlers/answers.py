@@ -1,14 +1,16 @@
 """Typed answers: parse what a focal point typed into a normalised value, or say precisely what
-is wrong. Pure functions, no I/O: easy to test with every odd input seen in the field."""
+is wrong, and hint at what fits. Pure functions, no I/O: easy to test with every odd input seen in
+the field. Examples in hints and refusals always lie inside the question's own min/max."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from bot.engine.texts import DEFAULT_LANGUAGE, t
 from storage.models import Question, QuestionKind
 
 YES = {"ya", "y", "yes", "iya", "sudah", "ada", "benar", "betul", "ok"}
@@ -22,6 +24,10 @@ MONTHS = {
     "november": 11, "nov": 11, "desember": 12, "des": 12,
 }  # fmt: skip
 TEXT_MAX = 2000
+NUMERIC = {QuestionKind.integer, QuestionKind.decimal}
+# A question is about a percentage when its wording says so (the catalogue has no unit field).
+PERCENT_WORDS = ("persen", "prosentase", "percent", "%")
+PERCENT_SUFFIX = re.compile(r"\s*(%|persen|percent)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -32,15 +38,26 @@ class Invalid:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_answer(question: Question, raw: str) -> str | Invalid:
+def parse_answer(question: Question, raw: str, language: str = DEFAULT_LANGUAGE) -> str | Invalid:
+    """The normalised value, or why not; `language` only formats the examples of a refusal."""
     text = raw.strip()
     if not text:
         return Invalid("answer.empty")
+    if is_percent(question):
+        # "87,5%" at a percent question is the number 87,5; elsewhere a % stays a mistake.
+        text = PERCENT_SUFFIX.sub("", text) or text
     parser = PARSERS[question.kind]
-    return parser(question, text)
+    return parser(question, text, language)
 
 
-def _yes_no(_question: Question, text: str) -> str | Invalid:
+def is_percent(question: Question) -> bool:
+    if question.kind not in NUMERIC:
+        return False
+    wording = f"{question.text} {question.help_text or ''}".casefold()
+    return any(word in wording for word in PERCENT_WORDS)
+
+
+def _yes_no(_question: Question, text: str, _language: str) -> str | Invalid:
     word = text.casefold().rstrip(".!")
     if word in YES:
         return "yes"
@@ -49,7 +66,7 @@ def _yes_no(_question: Question, text: str) -> str | Invalid:
     return Invalid("answer.yes_no")
 
 
-def _integer(question: Question, text: str) -> str | Invalid:
+def _integer(question: Question, text: str, language: str) -> str | Invalid:
     if _is_nil(text):
         return Invalid("answer.nihil")
     compact = text.replace(" ", ".")
@@ -58,20 +75,20 @@ def _integer(question: Question, text: str) -> str | Invalid:
     elif GROUPED_DOT.fullmatch(compact) or GROUPED_COMMA.fullmatch(compact):
         digits = re.sub(r"[.,]", "", compact)  # 1.500 / 1,500 / 1 500 are fifteen hundred
     elif _indonesian_number(compact) is not None:  # a number, but with decimals
-        return Invalid("answer.integer_not_decimal")
+        return Invalid("answer.integer_not_decimal", {"example": examples(question, language)})
     else:
-        return Invalid("answer.integer")
+        return Invalid("answer.integer", {"example": examples(question, language)})
     return _bounded(question, Decimal(digits), str(int(digits)))
 
 
-def _decimal(question: Question, text: str) -> str | Invalid:
+def _decimal(question: Question, text: str, language: str) -> str | Invalid:
     if _is_nil(text):
         return Invalid("answer.nihil")
     cleaned = re.sub(r"^(rp\.?|idr)\s*", "", text.casefold()).replace(" ", "")
     cleaned = re.sub(r"[.,]-$", "", cleaned)  # "Rp 1.500.000,-" is how amounts are written
     number = _indonesian_number(cleaned)
     if number is None:
-        return Invalid("answer.decimal")
+        return Invalid("answer.decimal", {"example": examples(question, language)})
     return _bounded(question, number, format(number.normalize(), "f"))
 
 
@@ -115,7 +132,7 @@ def _bounded(question: Question, number: Decimal, value: str) -> str | Invalid:
     return value
 
 
-def _text(question: Question, text: str) -> str | Invalid:
+def _text(question: Question, text: str, _language: str) -> str | Invalid:
     limit = int(question.max_value) if question.max_value else TEXT_MAX
     if len(text) > limit:
         return Invalid("answer.text_too_long", {"max": limit, "length": len(text)})
@@ -124,7 +141,7 @@ def _text(question: Question, text: str) -> str | Invalid:
     return text
 
 
-def _date(_question: Question, text: str) -> str | Invalid:
+def _date(_question: Question, text: str, _language: str) -> str | Invalid:
     parsed = parse_date(text)
     if parsed is None:
         return Invalid("answer.date")
@@ -147,7 +164,7 @@ def parse_date(text: str) -> date | None:
     return None
 
 
-def _choice(question: Question, text: str) -> str | Invalid:
+def _choice(question: Question, text: str, _language: str) -> str | Invalid:
     choices = question.choices or []
     for option in choices:
         if option.casefold() == text.casefold():
@@ -161,6 +178,77 @@ def _is_nil(text: str) -> bool:
 
 def _plain(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
+
+
+# --- hints and examples that fit the question ------------------------------------------------
+
+
+def answer_hint(question: Question, language: str) -> str:
+    """The line under a question saying how to answer it, in the user's language."""
+    if question.kind not in NUMERIC:
+        return t(language, f"hint.{question.kind.value}")
+    key = "hint.percent" if is_percent(question) else f"hint.{question.kind.value}"
+    parts = [t(language, key, example=examples(question, language))]
+    low, high = _bounds(question)
+    if low is not None and high is not None:
+        parts.append(
+            t(language, "hint.between", min=_shown(low, language), max=_shown(high, language))
+        )
+    elif low is not None:
+        parts.append(t(language, "hint.at_least", min=_shown(low, language)))
+    elif high is not None:
+        parts.append(t(language, "hint.at_most", max=_shown(high, language)))
+    if _fits(Decimal(0), low, high) and not is_percent(question):
+        parts.append(t(language, "hint.zero_if_none"))
+    return " ".join(parts)
+
+
+def examples(question: Question, language: str) -> str:
+    """One or two example answers inside the question's range, written the user's way."""
+    low, high = _bounds(question)
+    whole = question.kind is QuestionKind.integer
+    if whole:
+        preferred = [Decimal(12)]
+    elif is_percent(question):
+        preferred = [Decimal("87.5")]
+    else:  # an amount, and a fraction to show the decimal comma
+        preferred = [Decimal(1_500_000), Decimal("2.5")]
+    fitting = [number for number in preferred if _fits(number, low, high)]
+    shown = [_shown(number, language) for number in fitting or [_middle(low, high, whole)]]
+    if len(shown) == 2:
+        return t(language, "hint.either", first=shown[0], second=shown[1])
+    return shown[0]
+
+
+def _bounds(question: Question) -> tuple[Decimal | None, Decimal | None]:
+    low, high = question.min_value, question.max_value
+    return (
+        None if low is None else Decimal(str(low)),
+        None if high is None else Decimal(str(high)),
+    )
+
+
+def _fits(number: Decimal, low: Decimal | None, high: Decimal | None) -> bool:
+    return (low is None or number >= low) and (high is None or number <= high)
+
+
+def _middle(low: Decimal | None, high: Decimal | None, whole: bool) -> Decimal:
+    """A plain number inside the range: its middle, else the one bound there is."""
+    if low is not None and high is not None:
+        middle = (low + high) / 2
+    else:
+        middle = low if low is not None else high if high is not None else Decimal(0)
+    rounded = middle.quantize(Decimal(1), ROUND_HALF_UP)
+    if whole or _fits(rounded, low, high):
+        # A whole number reads best; for integers clamp it into the range's whole numbers.
+        floor = low.quantize(Decimal(1), ROUND_CEILING) if low is not None else rounded
+        ceiling = high.quantize(Decimal(1), ROUND_FLOOR) if high is not None else rounded
+        return max(floor, min(rounded, ceiling)) if floor <= ceiling else middle
+    return middle
+
+
+def _shown(number: Decimal, language: str) -> str:
+    return _group_thousands(format(number.normalize(), "f"), language)
 
 
 def display_value(question: Question, value: str, language: str) -> str:

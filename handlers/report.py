@@ -293,7 +293,7 @@ async def _on_answer(turn: Turn) -> None:
     if raw is None:
         _not_understood(turn)
         return
-    parsed = parse_answer(question, raw)
+    parsed = parse_answer(question, raw, turn.language)
     if isinstance(parsed, Invalid):
         turn.say(parsed.key, **parsed.values)
         turn.repeat_prompt()

@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.events import Choice
+from bot.engine.text_input import clean_name
 from bot.engine.texts import escape, human_size
 from bot.engine.turn import Turn
-from handlers.answers import display_value
+from handlers.answers import answer_hint, display_value
 from storage import reports
 from storage.models import Answer, Period, QuestionKind, Submission
 from storage.periods import days_left, deadline, zone_abbreviation
@@ -157,7 +158,7 @@ async def _ask_question(
     ]
     if question.help_text:
         lines.append(turn.text("item.help", text=question.help_text))
-    lines.append(turn.text(f"hint.{question.kind.value}"))
+    lines.append(answer_hint(question, turn.language))
     answers = await progress(turn, submission).answers()
     choices = _question_choices(turn, question.kind, question.choices or [])
     current = answers.get(question.id or 0)
@@ -234,7 +235,8 @@ async def summary_text(turn: Turn, submission: Submission, items: list[WalkItem]
         elif item.requirement:
             mine = [f for f in files if f.requirement_id == item.requirement.id]
             names = ", ".join(
-                f"{escape(f.original_name or f.kind)} ({human_size(f.size)})" for f in mine
+                f"{escape(clean_name(f.original_name) or f.kind)} ({human_size(f.size)})"
+                for f in mine
             )
             lines.append(
                 turn.text(

@@ -57,6 +57,7 @@ from bot.engine.events import (
     outgoing_to_payload,
 )
 from bot.engine.render import coalesce, fit
+from bot.engine.text_input import clean_event
 from bot.engine.texts import t
 from bot.engine.turn import OFFERED_KEY, PreparedFile, Turn
 from storage import conversation_state, inbox, outbox
@@ -159,7 +160,7 @@ class Engine:
                 _note_seen(conversation.identity, now)
             turn = Turn(
                 session=session,
-                event=normalise(event, state),
+                event=normalise(clean_event(event), state),
                 state=state,
                 identity=conversation.identity,
                 contact=contact if contact and contact.active else None,

@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
+from storage.evidence.documents import check_document
 from storage.evidence.images import ImageResult, process_image
 from storage.evidence.sniff import (
     DetectedType,
@@ -47,11 +48,13 @@ def inspect_bytes(data: bytes, *, max_bytes: int) -> tuple[DetectedType, ImageRe
     """Validate without storing (CPU-bound: call from a worker thread in async code).
 
     Raises :class:`EvidenceRejected`. The image result is ``None`` for PDF/DOCX/XLSX, whose
-    content we check only structurally; they are stored as received and never rendered.
+    content we check only structurally (they open and have a page, a body or a sheet); they are
+    stored as received and never rendered.
     """
     _check_size(data, max_bytes)
     detected = detect_type(data)
     if detected.kind is not EvidenceKind.PHOTO:
+        check_document(data, detected)
         return detected, None
     return detected, process_image(data, detected)
 

@@ -13,7 +13,8 @@ ZIP inspection is defensive: the end-of-central-directory record is checked befo
 :mod:`zipfile` builds its entry list, declared sizes and per-entry compression ratios are
 bounded before anything is decompressed, and the only entry ever decompressed is
 ``[Content_Types].xml`` (itself size-capped). The XML is parsed with expat with DOCTYPE
-declarations refused, so entity-expansion tricks cannot run.
+declarations refused, so entity-expansion tricks cannot run. Whether a file of the detected type
+also has content (pages, a body, a sheet) is :mod:`storage.evidence.documents`' question.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "EvidenceRejected",
     "RejectionCode",
     "detect_type",
+    "read_content_types",
 ]
 
 
@@ -52,6 +54,8 @@ class RejectionCode(StrEnum):
 
     TOO_LARGE = "too_large"
     EMPTY = "empty"
+    NO_CONTENT = "no_content"  # a PDF without pages, a DOCX without body, an XLSX without sheet
+    ENCRYPTED = "encrypted"  # needs a password to open
     UNSUPPORTED_TYPE = "unsupported_type"
     MACRO_ENABLED = "macro_enabled"
     ZIP_BOMB = "zip_bomb"
@@ -170,7 +174,7 @@ def _sniff_ooxml(data: bytes) -> DetectedType:
             infos = archive.infolist()
             _check_zip_limits(infos, len(data))
             _check_no_vba(infos)
-            content_types = _read_content_types(archive)
+            content_types = read_content_types(archive)
     except zipfile.BadZipFile as exc:
         raise EvidenceRejected(RejectionCode.CORRUPT, f"bad zip: {exc}") from exc
     except (EOFError, OSError, ValueError, RuntimeError, NotImplementedError, zlib.error) as exc:
@@ -225,7 +229,7 @@ def _check_no_vba(infos: list[zipfile.ZipInfo]) -> None:
             raise EvidenceRejected(RejectionCode.MACRO_ENABLED, f"contains {info.filename!r}")
 
 
-def _read_content_types(archive: zipfile.ZipFile) -> dict[str, str]:
+def read_content_types(archive: zipfile.ZipFile) -> dict[str, str]:
     """Map of part name (casefolded, no leading slash) → content type, plus ``*`` defaults."""
     try:
         info = archive.getinfo(_CONTENT_TYPES_PART)

@@ -23,6 +23,7 @@ from storage.demo import (
     DEMO_PROGRAMME,
     nearest_period,
 )
+from tests.support.harness import pdf_bytes
 
 LAPORHAM = Path(sys.executable).parent / "laporham"
 TIMEOUT = 60
@@ -137,11 +138,7 @@ class Files:
             Image.new("RGB", (64, 48), (n * 37 % 256, 90, 160)).save(path, "JPEG")
         elif "pdf" in kinds:
             path = self.directory / f"dokumen-{n}.pdf"
-            path.write_bytes(
-                b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
-                + f"% berkas {n}\n".encode()
-                + b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
-            )
+            path.write_bytes(pdf_bytes(f"berkas {n}"))
         elif "xlsx" in kinds:
             path = self.directory / f"tabel-{n}.xlsx"
             book = Workbook()

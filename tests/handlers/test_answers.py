@@ -8,13 +8,22 @@ from datetime import date
 import pytest
 
 from bot.engine.texts import catalogue, t
-from handlers.answers import PARSERS, Invalid, display_value, parse_answer, parse_date
+from handlers.answers import (
+    PARSERS,
+    Invalid,
+    answer_hint,
+    display_value,
+    examples,
+    parse_answer,
+    parse_date,
+)
 from storage.models import Question, QuestionKind
 
 
 def question(kind: QuestionKind, **fields) -> Question:
     fields.setdefault("required", True)
-    return Question(measure_id=1, code="q", text="Berapa?", kind=kind, **fields)
+    fields.setdefault("text", "Berapa?")
+    return Question(measure_id=1, code="q", kind=kind, **fields)
 
 
 def integer(**fields) -> Question:
@@ -120,12 +129,12 @@ def test_integer_nil_words_get_the_nihil_explanation(raw: str) -> None:
 
 @pytest.mark.parametrize("raw", ["2,5", "2.5", "1,5", "1.50", "1.5000", "1.500,00", "1,500.00"])
 def test_integer_with_a_decimal_part_is_refused(raw: str) -> None:
-    assert parse_answer(ANY_INTEGER, raw) == Invalid("answer.integer_not_decimal")
+    assert invalid_key(parse_answer(ANY_INTEGER, raw)) == "answer.integer_not_decimal"
 
 
 @pytest.mark.parametrize("raw", ["abc", "12 orang", "dua belas", "12.", "+12", "1.2.3", "1e3"])
 def test_integer_not_a_number(raw: str) -> None:
-    assert parse_answer(ANY_INTEGER, raw) == Invalid("answer.integer")
+    assert invalid_key(parse_answer(ANY_INTEGER, raw)) == "answer.integer"
 
 
 def test_integer_bounds() -> None:
@@ -150,7 +159,7 @@ def test_integer_nil_check_comes_before_bounds() -> None:
 
 @pytest.mark.parametrize("raw", ["0.500", "0,500", "0.050"])
 def test_integer_zero_point_something_is_not_grouping(raw: str) -> None:
-    assert parse_answer(ANY_INTEGER, raw) == Invalid("answer.integer_not_decimal")
+    assert invalid_key(parse_answer(ANY_INTEGER, raw)) == "answer.integer_not_decimal"
 
 
 # --- decimal --------------------------------------------------------------------------------
@@ -214,9 +223,90 @@ def test_decimal_zero_point_five_hundred() -> None:
 
 
 def test_decimal_refusal_in_english_has_no_indonesian_words() -> None:
-    refusal = parse_answer(ANY_DECIMAL, "abc")
+    refusal = parse_answer(ANY_DECIMAL, "abc", "en")
     assert isinstance(refusal, Invalid)
     assert "atau" not in t("en", refusal.key, **refusal.values)
+
+
+# --- percent questions and hints that fit the range (issue #12, item 9) ----------------------
+
+PERCENT = decimal(text="Berapa persen anak yang sudah memiliki akta kelahiran?", min_value=0,
+                  max_value=100)  # fmt: skip
+WHOLE_PERCENT = integer(text="Persentase OPD yang hadir?", min_value=0, max_value=100)
+
+
+@pytest.mark.parametrize(
+    ("q", "raw", "expected"),
+    [(PERCENT, "87,5%", "87.5"), (PERCENT, "87,5 %", "87.5"), (PERCENT, "100%", "100"),
+     (PERCENT, "0%", "0"), (PERCENT, "87.5 persen", "87.5"), (PERCENT, "87,5", "87.5"),
+     (WHOLE_PERCENT, "75%", "75")],
+)  # fmt: skip
+def test_percent_question_accepts_a_trailing_percent_sign(
+    q: Question, raw: str, expected: str
+) -> None:
+    assert parse_answer(q, raw) == expected
+
+
+def test_percent_sign_keeps_the_range_and_is_refused_where_no_percent_is_asked() -> None:
+    assert parse_answer(PERCENT, "101%") == Invalid("answer.too_large", {"max": "100"})
+    assert invalid_key(parse_answer(PERCENT, "%")) == "answer.decimal"
+    assert invalid_key(parse_answer(WHOLE_PERCENT, "87,5%")) == "answer.integer_not_decimal"
+    assert invalid_key(parse_answer(ANY_DECIMAL, "10%")) == "answer.decimal"  # an amount
+
+
+RANGES = [
+    integer(),
+    integer(min_value=0, max_value=1000),
+    integer(min_value=20, max_value=30),
+    integer(min_value=100),
+    integer(max_value=5),
+    integer(min_value=0.5, max_value=2.5),
+    integer(min_value=1_000_000, max_value=2_000_000),
+    decimal(),
+    decimal(min_value=0, max_value=100),
+    decimal(min_value=0.1, max_value=0.9),
+    decimal(min_value=5_000_000),
+    decimal(max_value=1),
+    PERCENT,
+    WHOLE_PERCENT,
+    decimal(text="Berapa persen?", min_value=90, max_value=95),
+]
+
+
+@pytest.mark.parametrize("q", RANGES)
+@pytest.mark.parametrize(("language", "either"), [("id", " atau "), ("en", " or ")])
+def test_every_example_in_hints_and_refusals_is_an_accepted_answer(
+    q: Question, language: str, either: str
+) -> None:
+    shown = examples(q, language)
+    assert shown in answer_hint(q, language)
+    refusal = parse_answer(q, "abc", language)
+    assert isinstance(refusal, Invalid) and refusal.values["example"] == shown
+    for example in shown.split(either):
+        assert isinstance(parse_answer(q, example, language), str), (example, q)
+
+
+def test_percent_hint_fits_the_question() -> None:
+    hint = answer_hint(PERCENT, "id")
+    assert "1.500.000" not in hint
+    assert "87,5" in hint and "%" in hint and "Antara 0 dan 100" in hint
+    assert answer_hint(PERCENT, "en").startswith("Answer with a percentage, e.g. 87.5")
+
+
+def test_hint_of_an_unbounded_amount_keeps_its_two_examples() -> None:
+    assert answer_hint(ANY_DECIMAL, "id") == (
+        "Jawab dengan angka, misalnya 1.500.000 atau 2,5. Tulis 0 bila tidak ada."
+    )
+    assert answer_hint(ANY_INTEGER, "en") == (
+        "Answer with a whole number, e.g. 12. Write 0 if there is none."
+    )
+
+
+def test_hint_says_the_range_and_offers_zero_only_when_zero_fits() -> None:
+    hint = answer_hint(integer(min_value=20, max_value=30), "id")
+    assert hint == "Jawab dengan angka bulat, misalnya 25. Antara 20 dan 30."
+    assert "Paling sedikit 1.000" in answer_hint(integer(min_value=1000), "id")
+    assert "At most 5" in answer_hint(integer(max_value=5), "en")
 
 
 # --- yes / no -------------------------------------------------------------------------------

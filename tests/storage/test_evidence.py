@@ -18,7 +18,9 @@ import openpyxl
 import pillow_heif
 import pytest
 from PIL import Image, TiffImagePlugin
+from pypdf import PdfWriter
 
+from bot.engine.texts import t
 from storage.evidence import (
     DetectedType,
     EvidenceKind,
@@ -30,6 +32,7 @@ from storage.evidence import (
     inspect_bytes,
 )
 from storage.evidence.sniff import MAX_ZIP_ENTRIES, _check_zip_limits
+from tests.support.harness import pdf_bytes
 
 MB = 1024 * 1024
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -37,8 +40,13 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DOCX_MAIN = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
 DOCM_MAIN = "application/vnd.ms-word.document.macroEnabled.main+xml"
 XLSM_MAIN = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
+XLSX_MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
 DOTX_MAIN = "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml"
-MINIMAL_PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+MINIMAL_PDF = pdf_bytes()  # one page
+WORD_BODY = (
+    b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+    b"<w:body><w:p><w:r><w:t>Laporan Aksi HAM</w:t></w:r></w:p></w:body></w:document>"
+)
 
 # --------------------------------------------------------------------------- factories
 
@@ -109,7 +117,7 @@ def docx_bytes(main_type: str = DOCX_MAIN, extra: dict[str, bytes] | None = None
         {
             "[Content_Types].xml": content_types(main_type),
             "_rels/.rels": b"<Relationships/>",
-            "word/document.xml": b"<w:document>Laporan Aksi HAM</w:document>",
+            "word/document.xml": WORD_BODY,
             **(extra or {}),
         }
     )
@@ -145,10 +153,13 @@ def png_bomb(width: int, height: int) -> bytes:
     row = bytes(1 + (width + 7) // 8)  # filter byte + packed bits
     compressor = zlib.compressobj(9)
     rows_per_step = 1000
-    idat = b"".join(
-        compressor.compress(row * min(rows_per_step, height - start))
-        for start in range(0, height, rows_per_step)
-    ) + compressor.flush()
+    idat = (
+        b"".join(
+            compressor.compress(row * min(rows_per_step, height - start))
+            for start in range(0, height, rows_per_step)
+        )
+        + compressor.flush()
+    )
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
@@ -254,6 +265,80 @@ def test_content_types_with_doctype_are_refused() -> None:
 def test_declared_main_part_must_exist() -> None:
     data = zip_bytes({"[Content_Types].xml": content_types(DOCX_MAIN)})
     assert rejection(data) is RejectionCode.CORRUPT
+
+
+# --------------------------------------------------------------------------- document content
+# Issue #12, item 6: the right signature is not enough, the document must open and have content.
+
+
+def encrypted_pdf(user_password: str, algorithm: str) -> bytes:
+    writer = PdfWriter(clone_from=io.BytesIO(pdf_bytes()))
+    writer.encrypt(user_password=user_password, owner_password="pemilik", algorithm=algorithm)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def xlsx_without_sheets() -> bytes:
+    return zip_bytes(
+        {
+            "[Content_Types].xml": content_types(XLSX_MAIN, "/xl/workbook.xml"),
+            "xl/workbook.xml": b'<workbook xmlns="http://schemas.openxmlformats.org/'
+            b'spreadsheetml/2006/main"><sheets/></workbook>',
+        }
+    )
+
+
+NO_BODY = WORD_BODY.replace(b"w:body>", b"w:x>")  # a document element, but no body
+
+
+def zero_page_pdf() -> bytes:
+    out = io.BytesIO()
+    PdfWriter().write(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "reason"),
+    [
+        (b"%PDF-1.4\n", RejectionCode.CORRUPT, "rusak"),
+        (b"%PDF-1.7\n" + bytes(5000), RejectionCode.CORRUPT, "rusak"),
+        (zero_page_pdf(), RejectionCode.NO_CONTENT, "PDF tanpa halaman"),
+        (encrypted_pdf("rahasia", "AES-128"), RejectionCode.ENCRYPTED, "kata sandi"),
+        (encrypted_pdf("rahasia", "RC4-128"), RejectionCode.ENCRYPTED, "kata sandi"),
+        (docx_bytes(extra={"word/document.xml": NO_BODY}), RejectionCode.NO_CONTENT,
+         "Word tanpa isi"),
+        (docx_bytes(extra={"word/document.xml": WORD_BODY[:90]}), RejectionCode.NO_CONTENT,
+         "Word tanpa isi"),
+        (docx_bytes(extra={"word/document.xml": b"<<<"}), RejectionCode.CORRUPT, "rusak"),
+        (xlsx_without_sheets(), RejectionCode.NO_CONTENT, "Excel tanpa lembar kerja"),
+    ],
+    ids=["9-byte-stub", "pdf-header-and-zeros", "zero-pages", "password-aes",
+         "password-rc4", "docx-no-body", "docx-cut", "docx-not-xml", "xlsx-no-sheet"],
+)  # fmt: skip
+def test_documents_that_do_not_open_or_are_empty_are_refused_with_the_reason(
+    data: bytes, code: RejectionCode, reason: str
+) -> None:
+    with pytest.raises(EvidenceRejected) as caught:
+        inspect_bytes(data, max_bytes=20 * MB)
+    assert caught.value.code is code
+    assert reason in t("id", f"evidence.rejected.{code.value}", name="x.pdf", max_mb=20)
+
+
+@pytest.mark.parametrize("algorithm", ["AES-256", "AES-128", "RC4-128"])
+def test_a_pdf_that_opens_without_a_password_is_accepted(algorithm: str) -> None:
+    """An owner password only restricts printing or editing: anyone can read the file."""
+    detected, image = inspect_bytes(encrypted_pdf("", algorithm), max_bytes=20 * MB)
+    assert detected.kind is EvidenceKind.PDF and image is None
+
+
+def test_real_documents_with_content_are_accepted() -> None:
+    for data, kind in [
+        (pdf_bytes(), EvidenceKind.PDF),
+        (docx_bytes(), EvidenceKind.DOCX),
+        (xlsx_bytes(), EvidenceKind.XLSX),
+    ]:
+        assert inspect_bytes(data, max_bytes=20 * MB)[0].kind is kind
 
 
 # --------------------------------------------------------------------------- zip bombs
