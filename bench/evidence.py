@@ -13,6 +13,9 @@ Peak RSS is measured in a fresh child process that ingests one ~20 MB photo. It 
 while the parent is still small: Linux carries the parent's RSS high-water mark into a forked
 and exec'ed child's ru_maxrss, so probing after the photos are in memory would report the
 parent's footprint. The big photo is generated in another child for the same reason.
+Concurrent uploads: a fresh child ingests CONCURRENT near-limit photos at once (47-MP RGB PNGs,
+small on the wire, each ~180 MiB once decoded, just under the decode budget), beside a fresh child
+that decodes and shrinks the same photos with plain Pillow in as many threads.
 The last line printed is a single JSON object.
 """
 
@@ -38,6 +41,8 @@ from storage.evidence import LocalEvidenceStore, ingest
 
 PHOTO_SIZE = (4000, 3000)
 BIG_PHOTO_SIZE = (6000, 4500)
+NEAR_LIMIT_SIZE = (7000, 6800)  # 47.6 MP RGB: just under images.MAX_DECODED_BYTES
+CONCURRENT = 8
 MAX_BYTES = 20 * 1024 * 1024  # the Telegram download cap the bot runs with
 DISPLAY_SIDE = 2048
 THUMBNAIL_SIDE = 320
@@ -128,6 +133,41 @@ def child_peak_rss(path: Path) -> None:
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+def child_concurrent_peak(path: Path, *, baseline: bool) -> None:
+    """Runs in a fresh subprocess: CONCURRENT uploads of the photo at once, peak RSS in MB."""
+    data = path.read_bytes()
+    if baseline:
+        import threading
+
+        threads = [threading.Thread(target=baseline_one, args=(data,)) for _ in range(CONCURRENT)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    else:
+
+        async def ingest_all(root: Path) -> None:
+            store = LocalEvidenceStore(root)
+            # Distinct bytes per upload (a trailing comment chunk is not needed: ingest keys by
+            # content, and the same bytes would still be decoded each time).
+            await asyncio.gather(
+                *(ingest(data, store=store, max_bytes=MAX_BYTES) for _ in range(CONCURRENT))
+            )
+
+        with tempfile.TemporaryDirectory() as root:
+            asyncio.run(ingest_all(Path(root)))
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def measure_concurrent_peaks(workdir: Path) -> tuple[float, float]:
+    """Peak RSS (MB) of CONCURRENT near-limit uploads: the pipeline's, then plain Pillow's."""
+    path = workdir / "near-limit.png"
+    Image.new("RGB", NEAR_LIMIT_SIZE, (180, 120, 60)).save(path, "PNG")
+    pipeline = float(run_child("--concurrent-child", path).splitlines()[-1])
+    baseline = float(run_child("--concurrent-baseline-child", path).splitlines()[-1])
+    return pipeline, baseline
+
+
 def run_child(flag: str, path: Path) -> str:
     result = subprocess.run(
         [sys.executable, __file__, flag, str(path)], check=True, capture_output=True, text=True
@@ -151,7 +191,15 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=20, help="number of 12 MP photos")
     parser.add_argument("--peak-rss-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--make-big-photo", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--concurrent-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--concurrent-baseline-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.concurrent_child or args.concurrent_baseline_child:
+        baseline = args.concurrent_baseline_child is not None
+        child_concurrent_peak(
+            args.concurrent_baseline_child or args.concurrent_child, baseline=baseline
+        )
+        return
     if args.peak_rss_child:
         child_peak_rss(args.peak_rss_child)
         return
@@ -162,6 +210,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         peak_rss_mb, big_size = measure_peak_rss(workdir)  # first: see module docstring
+        concurrent_mb, baseline_concurrent_mb = measure_concurrent_peaks(workdir)
         print(f"generating {args.photos} photos of {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} ...", flush=True)
         photos = make_photos(args.photos)
         mean_mb = sum(map(len, photos)) / len(photos) / 1e6
@@ -178,14 +227,22 @@ def main() -> None:
         "baseline_per_s": round(baseline_per_s, 2),
         "ratio": round(pipeline_per_s / baseline_per_s, 2),
         "peak_rss_mb": round(peak_rss_mb, 1),
+        "concurrent_peak_rss_mb": round(concurrent_mb, 1),
+        "baseline_concurrent_peak_rss_mb": round(baseline_concurrent_mb, 1),
     }
-    print(f"inputs: {len(photos)} JPEGs, mean {mean_mb:.1f} MB; "
-          f"RSS probe: {big_size / 1e6:.1f} MB, {BIG_PHOTO_SIZE[0]}x{BIG_PHOTO_SIZE[1]}")
+    print(
+        f"inputs: {len(photos)} JPEGs, mean {mean_mb:.1f} MB; "
+        f"RSS probe: {big_size / 1e6:.1f} MB, {BIG_PHOTO_SIZE[0]}x{BIG_PHOTO_SIZE[1]}"
+    )
     print(f"{'metric':<28}{'value':>10}")
     print(f"{'pipeline photos/s':<28}{figures['pipeline_per_s']:>10.2f}")
     print(f"{'baseline photos/s':<28}{figures['baseline_per_s']:>10.2f}")
     print(f"{'ratio (target >= 1.5)':<28}{figures['ratio']:>10.2f}")
     print(f"{'peak RSS MB (target < 300)':<28}{figures['peak_rss_mb']:>10.1f}")
+    print(
+        f"{f'{CONCURRENT} at once, peak RSS MB':<28}{figures['concurrent_peak_rss_mb']:>10.1f}"
+        f"   (target < 300; plain Pillow: {figures['baseline_concurrent_peak_rss_mb']:.1f})"
+    )
     print(json.dumps(figures))
 
 
