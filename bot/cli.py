@@ -1,4 +1,4 @@
-"""`laporham`: the operator's command line (INTERFACES.md, "CLI")."""
+"""`laporham`: the operator's command line (README.md, "The command line")."""
 
 from __future__ import annotations
 

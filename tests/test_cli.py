@@ -1,5 +1,5 @@
 """The `laporham` console script, run for real as a subprocess, each test in its own directory
-with its own SQLite file (INTERFACES.md, "CLI")."""
+with its own SQLite file (README.md, "The command line")."""
 
 from __future__ import annotations
 
@@ -360,3 +360,27 @@ def test_period_set_opening_after_the_due_date_fails_cleanly(laporham, tmp_path:
     with sqlite3.connect(tmp_path / "cli.db") as db:
         opens = db.execute("SELECT opens_on FROM period WHERE code = 'B08'").fetchone()[0]
     assert str(opens)[:10] == "2025-08-18"
+
+
+# --- the repository's own references ----------------------------------------------------------
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def test_every_markdown_file_named_in_the_repository_exists() -> None:
+    """Docstrings, comments and docs point the reader at the repository's own Markdown files
+    only: a reference to a file that is not here is a dead end."""
+    present = {path.name for path in REPOSITORY.rglob("*.md") if ".venv" not in path.parts}
+    sources = [
+        path
+        for pattern in ("*.py", "*.md", "Makefile")
+        for path in REPOSITORY.rglob(pattern)
+        if not {".venv", ".git", "build"} & set(path.parts)
+    ]
+    missing = {
+        f"{path.relative_to(REPOSITORY)}: {name}"
+        for path in sources
+        for name in re.findall(r"[\w./-]+\.md\b", path.read_text(encoding="utf-8"))
+        if Path(name).name not in present
+    }
+    assert not missing
