@@ -68,9 +68,31 @@ def _friendly_errors() -> Iterator[None]:
         raise typer.Exit(1) from error
 
 
+async def _migrate(settings: Settings, *, quiet_when_current: bool) -> None:
+    """Apply pending migrations (as `run` does) and say what that did, in one line."""
+    from storage.migrate import upgrade_and_report
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        done = await upgrade_and_report(settings.database_url)
+    except OSError as error:  # refused, unknown host, unwritable file: the operator's to fix
+        err.print(f"[red]Basis data tidak dapat dibuka:[/red] {escape(str(error))}")
+        raise typer.Exit(1) from error
+    revisions = ", ".join(revision for revision, _ in done.applied)
+    if done.created:
+        err.print(f"Skema dibuat di basis data baru (revisi {revisions}).")
+    elif done.applied:
+        described = "; ".join(f"{rev} {doc}".strip() for rev, doc in done.applied)
+        err.print(f"Migrasi diterapkan: {escape(described)}.")
+    elif not quiet_when_current:
+        err.print(f"Basis data sudah terbaru (revisi {done.before}); tak ada migrasi tertunda.")
+
+
 async def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """The work in one transaction, on a schema brought up to date first."""
     from storage.db import create_engine, session_factory, transaction
 
+    await _migrate(settings, quiet_when_current=True)
     engine = create_engine(settings.database_url)
     try:
         async with transaction(session_factory(engine)) as session:
@@ -137,12 +159,8 @@ def _serve(settings: Settings, *, seed_demo: bool) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Terapkan migrasi Alembic ke basis data di LAPORHAM_DATABASE_URL."""
-    from storage.migrate import upgrade
-
     settings = _settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database_url)
-    err.print("Basis data sudah pada versi terbaru.")
+    _run(lambda: _migrate(settings, quiet_when_current=False))
 
 
 @catalogue_app.command("import")
