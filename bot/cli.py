@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -197,22 +197,20 @@ def _import(file: Path, read: Callable[[Path], Any], apply: Callable[..., Awaita
 
 @invite_app.command("create")
 def invite_create(
-    role: Annotated[str, typer.Option(help="focal_point, coordinator, kanwil atau admin")],
+    role: Annotated[
+        str, typer.Option(help="focal_point (focal point, operator), koordinator, kanwil, admin")
+    ],
     region: Annotated[str | None, typer.Option(help="Kode wilayah, mis. 18.71")] = None,
     office: Annotated[str | None, typer.Option(help="Kode OPD (wajib untuk focal_point)")] = None,
     name: Annotated[str | None, typer.Option(help="Nama pemegang kode")] = None,
     days: Annotated[int, typer.Option(help="Berlaku berapa hari", min=1, max=90)] = 7,
 ) -> None:
     """Cetak kode undangan sekali pakai untuk satu peran, wilayah dan OPD."""
-    from storage.invites import InviteError, create_invite
-    from storage.models import Role
+    from storage.invites import create_invite, parse_role
 
     settings = _settings()
     with _friendly_errors():
-        try:
-            parsed = Role(role)
-        except ValueError as error:
-            raise InviteError(f"peran {role!r} tidak dikenal: pilih {', '.join(Role)}") from error
+        parsed = parse_role(role)
         code = _run(
             lambda: _in_transaction(
                 settings,
@@ -238,15 +236,11 @@ def period_set(
     programme: Annotated[str | None, typer.Option(help="Kode program (bawaan: terbaru)")] = None,
 ) -> None:
     """Atur jendela periode; batasnya akhir tanggal itu di zona waktu tiap wilayah."""
-    from storage.periods import set_period_window
+    from storage.periods import parse_day, set_period_window
 
     settings = _settings()
-    try:
-        opens_on, due_on = date.fromisoformat(opens), date.fromisoformat(due)
-    except ValueError as error:
-        err.print("[red]Gagal:[/red] tanggal harus berbentuk YYYY-MM-DD, mis. 2025-08-25.")
-        raise typer.Exit(1) from error
     with _friendly_errors():
+        opens_on, due_on = parse_day(opens), parse_day(due)
         period = _run(
             lambda: _in_transaction(
                 settings,

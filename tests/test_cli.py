@@ -414,6 +414,37 @@ def test_invite_create_prints_a_code(laporham, tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("imported")
+def test_invite_create_refuses_a_kanwil_for_a_city(laporham, tmp_path: Path) -> None:
+    """As the contacts import does: a Kanwil covers one province."""
+    result = laporham("invite", "create", "--role", "kanwil", "--region", "18.71")
+    assert_clean_failure(result)
+    assert "18.71" in result.stderr
+    assert "provinsi" in result.stderr
+    assert count_rows(tmp_path, "invite_code") == 0
+    province = laporham("invite", "create", "--role", "kanwil", "--region", "18")
+    assert province.returncode == 0, province.stderr
+
+
+@pytest.mark.usefixtures("imported")
+@pytest.mark.parametrize("spelling", ["focal point", "Operator", "focal-point"])
+def test_invite_create_takes_the_contacts_role_spellings(
+    laporham, tmp_path: Path, spelling: str
+) -> None:
+    result = laporham(
+        "invite", "create", "--role", spelling, "--region", "18.71", "--office", "DISKOPUKM"
+    )
+    assert result.returncode == 0, result.stderr
+    assert sql(tmp_path, "SELECT role FROM invite_code") == [("focal_point",)]
+
+
+@pytest.mark.usefixtures("imported")
+def test_invite_create_koordinator_is_a_coordinator(laporham, tmp_path: Path) -> None:
+    result = laporham("invite", "create", "--role", "koordinator", "--region", "18.71")
+    assert result.returncode == 0, result.stderr
+    assert sql(tmp_path, "SELECT role FROM invite_code") == [("coordinator",)]
+
+
+@pytest.mark.usefixtures("imported")
 def test_invite_create_for_an_unknown_region_fails_cleanly(laporham, tmp_path: Path) -> None:
     result = laporham(
         "invite", "create", "--role", "focal_point", "--region", "99.99", "--office", "DISKOPUKM"
@@ -455,6 +486,15 @@ def test_period_set_with_a_badly_written_date_fails_cleanly(laporham, tmp_path: 
     assert "YYYY-MM-DD" in result.stderr
     due = sql(tmp_path, "SELECT due_on FROM period WHERE code = 'B08'")[0][0]
     assert str(due)[:10] == "2025-08-25"  # the catalogue's date, untouched
+
+
+def test_period_set_with_a_date_that_does_not_exist_says_so(laporham, tmp_path: Path) -> None:
+    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
+    result = laporham("period", "set", "B08", "--opens", "2025-02-30", "--due", "2025-08-25")
+    assert_clean_failure(result)
+    assert "2025-02-30" in result.stderr
+    assert "tidak ada" in result.stderr
+    assert "YYYY-MM-DD" not in result.stderr
 
 
 CATALOGUE_ERROR_UNCAUGHT = (
