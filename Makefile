@@ -1,4 +1,4 @@
-# The two commands of INTERFACES.md. Both create .venv/ on a fresh machine and reuse it after.
+# The two commands of the README's Quick start. Both create .venv/ on a fresh machine and reuse it after.
 PYTHON ?= python3
 # pytest-xdist workers for make test: the machines have two cores.
 PYTEST_WORKERS ?= 2

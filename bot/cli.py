@@ -1,4 +1,4 @@
-"""`laporham`: the operator's command line (INTERFACES.md, "CLI")."""
+"""`laporham`: the operator's command line (README.md, "The command line")."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -68,9 +68,31 @@ def _friendly_errors() -> Iterator[None]:
         raise typer.Exit(1) from error
 
 
+async def _migrate(settings: Settings, *, quiet_when_current: bool) -> None:
+    """Apply pending migrations (as `run` does) and say what that did, in one line."""
+    from storage.migrate import upgrade_and_report
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        done = await upgrade_and_report(settings.database_url)
+    except OSError as error:  # refused, unknown host, unwritable file: the operator's to fix
+        err.print(f"[red]Basis data tidak dapat dibuka:[/red] {escape(str(error))}")
+        raise typer.Exit(1) from error
+    revisions = ", ".join(revision for revision, _ in done.applied)
+    if done.created:
+        err.print(f"Skema dibuat di basis data baru (revisi {revisions}).")
+    elif done.applied:
+        described = "; ".join(f"{rev} {doc}".strip() for rev, doc in done.applied)
+        err.print(f"Migrasi diterapkan: {escape(described)}.")
+    elif not quiet_when_current:
+        err.print(f"Basis data sudah terbaru (revisi {done.before}); tak ada migrasi tertunda.")
+
+
 async def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """The work in one transaction, on a schema brought up to date first."""
     from storage.db import create_engine, session_factory, transaction
 
+    await _migrate(settings, quiet_when_current=True)
     engine = create_engine(settings.database_url)
     try:
         async with transaction(session_factory(engine)) as session:
@@ -137,12 +159,8 @@ def _serve(settings: Settings, *, seed_demo: bool) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Terapkan migrasi Alembic ke basis data di LAPORHAM_DATABASE_URL."""
-    from storage.migrate import upgrade
-
     settings = _settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database_url)
-    err.print("Basis data sudah pada versi terbaru.")
+    _run(lambda: _migrate(settings, quiet_when_current=False))
 
 
 @catalogue_app.command("import")
@@ -179,22 +197,20 @@ def _import(file: Path, read: Callable[[Path], Any], apply: Callable[..., Awaita
 
 @invite_app.command("create")
 def invite_create(
-    role: Annotated[str, typer.Option(help="focal_point, coordinator, kanwil atau admin")],
+    role: Annotated[
+        str, typer.Option(help="focal_point (focal point, operator), koordinator, kanwil, admin")
+    ],
     region: Annotated[str | None, typer.Option(help="Kode wilayah, mis. 18.71")] = None,
     office: Annotated[str | None, typer.Option(help="Kode OPD (wajib untuk focal_point)")] = None,
     name: Annotated[str | None, typer.Option(help="Nama pemegang kode")] = None,
     days: Annotated[int, typer.Option(help="Berlaku berapa hari", min=1, max=90)] = 7,
 ) -> None:
     """Cetak kode undangan sekali pakai untuk satu peran, wilayah dan OPD."""
-    from storage.invites import InviteError, create_invite
-    from storage.models import Role
+    from storage.invites import create_invite, parse_role
 
     settings = _settings()
     with _friendly_errors():
-        try:
-            parsed = Role(role)
-        except ValueError as error:
-            raise InviteError(f"peran {role!r} tidak dikenal: pilih {', '.join(Role)}") from error
+        parsed = parse_role(role)
         code = _run(
             lambda: _in_transaction(
                 settings,
@@ -220,15 +236,11 @@ def period_set(
     programme: Annotated[str | None, typer.Option(help="Kode program (bawaan: terbaru)")] = None,
 ) -> None:
     """Atur jendela periode; batasnya akhir tanggal itu di zona waktu tiap wilayah."""
-    from storage.periods import set_period_window
+    from storage.periods import parse_day, set_period_window
 
     settings = _settings()
-    try:
-        opens_on, due_on = date.fromisoformat(opens), date.fromisoformat(due)
-    except ValueError as error:
-        err.print("[red]Gagal:[/red] tanggal harus berbentuk YYYY-MM-DD, mis. 2025-08-25.")
-        raise typer.Exit(1) from error
     with _friendly_errors():
+        opens_on, due_on = parse_day(opens), parse_day(due)
         period = _run(
             lambda: _in_transaction(
                 settings,

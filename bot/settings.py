@@ -1,4 +1,5 @@
-"""Settings from the environment or `.env`, prefix `LAPORHAM_` (README, .env.example)."""
+"""Settings from the environment or `.env`, prefix `LAPORHAM_` (README.md, "Configuration";
+.env.example)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Contact, InviteCode, Office, Region, Role
+from storage.importers.contacts_format import ROLE_WORDS
+from storage.models import Contact, InviteCode, Office, Region, RegionKind, Role
 from storage.types import utcnow
 
 # No 0/O, 1/I/L: codes are read aloud and typed on phones.
@@ -31,6 +32,17 @@ def normalise_code(code: str) -> str:
 
 def new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def parse_role(word: str) -> Role:
+    """A role as the operator types it, in the spellings the contacts workbook accepts
+    (docs/contacts.md): `focal point`, `operator`, `koordinator`..."""
+    spaced = " ".join(word.lower().replace("_", " ").split())
+    found = ROLE_WORDS.get(spaced) or ROLE_WORDS.get(word.strip().lower())
+    if found is None:
+        allowed = ", ".join(dict.fromkeys(ROLE_WORDS))
+        raise InviteError(f'peran "{word}" tidak dikenal: pilih {allowed}')
+    return found
 
 
 async def create_invite(
@@ -109,6 +121,11 @@ async def _resolve_scope(
     region = (await session.exec(select(Region).where(Region.code == region_code))).first()
     if region is None:
         raise InviteError(f"wilayah dengan kode {region_code!r} tidak ditemukan")
+    # As the contacts import checks it (storage/importers/contacts_checks.py).
+    if role is Role.kanwil and region.kind is not RegionKind.provinsi:
+        raise InviteError(
+            f'kanwil mencakup satu provinsi, sedangkan "{region_code}" bukan provinsi'
+        )
     office = None
     if office_code:
         office = (

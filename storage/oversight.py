@@ -1,5 +1,5 @@
 """Region-level figures for coordinators and the Kanwil, always scoped by role and region
-(INTERFACES.md, "Roles and scope"). Every query here starts from `scope_region_ids`."""
+(docs/contacts.md, "What each role needs"). Every query here starts from `scope_region_ids`."""
 
 from __future__ import annotations
 

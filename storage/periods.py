@@ -6,6 +6,8 @@ own zone (WIB, WITA or WIT): a Papua office's deadline passes two hours before a
 
 from __future__ import annotations
 
+import calendar
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -56,6 +58,27 @@ def zone_abbreviation(timezone: str) -> str:
 
 class CatalogueError(ValueError):
     """A catalogue operation the operator asked for cannot be done (message in Indonesian)."""
+
+
+ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+def parse_day(text: str) -> date:
+    """A `period set` date, YYYY-MM-DD. A well-written date that is not in the calendar
+    (2025-02-30) is told as such: "write YYYY-MM-DD" would send the operator looking for a
+    typo in the format."""
+    found = ISO_DAY.fullmatch(text.strip())
+    if found is None:
+        raise CatalogueError(f'"{text}": tanggal harus berbentuk YYYY-MM-DD, mis. 2025-08-25.')
+    year, month, day = (int(part) for part in found.groups())
+    if not 1 <= month <= 12:
+        raise CatalogueError(f"Tanggal {text} tidak ada: bulan {month} tidak ada (1 sampai 12).")
+    last = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= last:
+        raise CatalogueError(
+            f"Tanggal {text} tidak ada: bulan {month:02d}/{year} hanya sampai tanggal {last}."
+        )
+    return date(year, month, day)
 
 
 async def set_period_window(

@@ -1,34 +1,77 @@
 """The `laporham` console script, run for real as a subprocess, each test in its own directory
-with its own SQLite file (INTERFACES.md, "CLI")."""
+with its own database (README.md, "The command line"): a SQLite file, or with
+LAPORHAM_TEST_DATABASE_URL an empty PostgreSQL database of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 from openpyxl import Workbook
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
+from storage.db import create_engine
 from storage.demo import DEMO_DIR
+from storage.migrate import upgrade
 
 LAPORHAM = Path(sys.executable).parent / "laporham"
 CATALOGUE = DEMO_DIR / "catalogue-aksi-ham-2025.yaml"
 TIMEOUT = 60
 CHANNEL_VARS = ("LAPORHAM_TELEGRAM_", "LAPORHAM_WHATSAPP_")
+# Each test's database URL, by its directory: the helpers below take the directory.
+DATABASES: dict[Path, str] = {}
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
+def cli_database(tmp_path: Path, worker_id: str) -> Iterator[str]:
+    """A database no test has touched, not even with the schema."""
+    base = os.environ.get("LAPORHAM_TEST_DATABASE_URL")
+    if not base:
+        url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+        DATABASES[tmp_path] = url
+        yield url
+        return
+    url = make_url(base).set(database=f"{make_url(base).database}_cli_{worker_id}")
+    rendered = url.render_as_string(hide_password=False)
+    asyncio.run(_recreate(rendered, create=True))
+    DATABASES[tmp_path] = rendered
+    try:
+        yield rendered
+    finally:
+        DATABASES.pop(tmp_path, None)
+        asyncio.run(_recreate(rendered, create=False))
+
+
+async def _recreate(url: str, *, create: bool) -> None:
+    target = make_url(url)
+    admin = target.set(drivername="postgresql", database="postgres")
+    connection = await asyncpg.connect(admin.render_as_string(hide_password=False))
+    try:
+        name = '"' + (target.database or "").replace('"', '""') + '"'
+        await connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        if create:
+            await connection.execute(f"CREATE DATABASE {name}")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, cli_database: str) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(CHANNEL_VARS) and name != "LAPORHAM_DATABASE_URL"
     }
-    env["LAPORHAM_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+    env["LAPORHAM_DATABASE_URL"] = cli_database
     env["LAPORHAM_DATA_DIR"] = str(tmp_path / "data")
     return env
 
@@ -49,9 +92,36 @@ def laporham(tmp_path: Path, cli_env: dict[str, str]):
     return run
 
 
+def sql(tmp_path: Path, query: str) -> list[tuple[Any, ...]]:
+    """Rows of a query against the test's database, as the CLI left it."""
+
+    async def fetch() -> list[tuple[Any, ...]]:
+        engine = create_engine(DATABASES[tmp_path])
+        try:
+            async with engine.connect() as connection:
+                return [tuple(row) for row in await connection.execute(text(query))]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(fetch())
+
+
 def count_rows(tmp_path: Path, table: str) -> int:
-    with sqlite3.connect(tmp_path / "cli.db") as db:
-        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return int(sql(tmp_path, f"SELECT count(*) FROM {table}")[0][0])
+
+
+def has_schema(tmp_path: Path) -> bool:
+    async def check() -> bool:
+        engine = create_engine(DATABASES[tmp_path])
+        try:
+            async with engine.connect() as connection:
+                return "alembic_version" in await connection.run_sync(
+                    lambda sync: sync.dialect.get_table_names(sync)
+                )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(check())
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess[str]) -> None:
@@ -101,12 +171,67 @@ def test_help_lists_the_commands(laporham) -> None:
 def test_db_upgrade_is_idempotent(laporham, tmp_path: Path) -> None:
     first = laporham("db", "upgrade")
     assert first.returncode == 0, first.stderr
-    assert (tmp_path / "cli.db").is_file()
+    assert has_schema(tmp_path)
     assert (tmp_path / "data").is_dir()
     second = laporham("db", "upgrade")
     assert second.returncode == 0, second.stderr
     assert "Traceback" not in second.stderr
     assert count_rows(tmp_path, "alembic_version") == 1
+
+
+def test_db_upgrade_says_what_it_did(laporham, tmp_path: Path) -> None:
+    created = laporham("db", "upgrade")
+    assert created.returncode == 0, created.stderr
+    assert "skema dibuat" in created.stderr.lower()
+    again = laporham("db", "upgrade")
+    assert again.returncode == 0, again.stderr
+    assert "sudah terbaru" in again.stderr.lower()
+    assert "skema dibuat" not in again.stderr.lower()
+
+
+def test_db_upgrade_names_the_revisions_it_applied(laporham, tmp_path: Path) -> None:
+    upgrade(DATABASES[tmp_path], "0001")
+    result = laporham("db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert "0002" in result.stderr
+    assert "0001" not in result.stderr
+    assert "sudah terbaru" not in result.stderr.lower()
+
+
+def test_catalogue_import_on_a_fresh_database_creates_the_schema_first(
+    laporham, tmp_path: Path
+) -> None:
+    result = laporham("catalogue", "import", str(CATALOGUE))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert count_rows(tmp_path, "programme") == 1
+
+
+def test_contacts_import_on_a_fresh_database_creates_the_schema_first(
+    laporham, tmp_path: Path
+) -> None:
+    workbook = write_contacts_workbook(tmp_path / "kontak.xlsx", assignment=False)
+    result = laporham("contacts", "import", str(workbook))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert count_rows(tmp_path, "contact") == 3
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("invite", "create", "--role", "admin"),
+        ("period", "set", "B08", "--opens", "2025-08-18", "--due", "2025-08-25"),
+    ],
+)
+def test_commands_on_a_fresh_database_need_no_db_upgrade_first(
+    laporham, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    result = laporham(*args)
+    assert "Traceback" not in result.stderr
+    assert "no such table" not in result.stderr
+    assert "does not exist" not in result.stderr
+    assert has_schema(tmp_path)
 
 
 # --- catalogue --------------------------------------------------------------------------------
@@ -232,8 +357,7 @@ def test_contacts_import_of_a_workbook(laporham, tmp_path: Path) -> None:
     assert count_rows(tmp_path, "office") == 2
     assert count_rows(tmp_path, "contact") == 3
     assert count_rows(tmp_path, "assignment") == 1
-    with sqlite3.connect(tmp_path / "cli.db") as db:
-        phones = {row[0] for row in db.execute("SELECT phone FROM contact")}
+    phones = {row[0] for row in sql(tmp_path, "SELECT phone FROM contact")}
     assert "+6281234567890" in phones
 
     again = laporham("contacts", "import", str(workbook))
@@ -286,8 +410,38 @@ def test_invite_create_prints_a_code(laporham, tmp_path: Path) -> None:
     code = result.stdout.strip()
     assert re.fullmatch(r"[A-Z2-9]{8}", code), result.stdout
     assert f"/daftar {code}" in result.stderr
-    with sqlite3.connect(tmp_path / "cli.db") as db:
-        assert db.execute("SELECT count(*) FROM invite_code").fetchone()[0] == 1
+    assert count_rows(tmp_path, "invite_code") == 1
+
+
+@pytest.mark.usefixtures("imported")
+def test_invite_create_refuses_a_kanwil_for_a_city(laporham, tmp_path: Path) -> None:
+    """As the contacts import does: a Kanwil covers one province."""
+    result = laporham("invite", "create", "--role", "kanwil", "--region", "18.71")
+    assert_clean_failure(result)
+    assert "18.71" in result.stderr
+    assert "provinsi" in result.stderr
+    assert count_rows(tmp_path, "invite_code") == 0
+    province = laporham("invite", "create", "--role", "kanwil", "--region", "18")
+    assert province.returncode == 0, province.stderr
+
+
+@pytest.mark.usefixtures("imported")
+@pytest.mark.parametrize("spelling", ["focal point", "Operator", "focal-point"])
+def test_invite_create_takes_the_contacts_role_spellings(
+    laporham, tmp_path: Path, spelling: str
+) -> None:
+    result = laporham(
+        "invite", "create", "--role", spelling, "--region", "18.71", "--office", "DISKOPUKM"
+    )
+    assert result.returncode == 0, result.stderr
+    assert sql(tmp_path, "SELECT role FROM invite_code") == [("focal_point",)]
+
+
+@pytest.mark.usefixtures("imported")
+def test_invite_create_koordinator_is_a_coordinator(laporham, tmp_path: Path) -> None:
+    result = laporham("invite", "create", "--role", "koordinator", "--region", "18.71")
+    assert result.returncode == 0, result.stderr
+    assert sql(tmp_path, "SELECT role FROM invite_code") == [("coordinator",)]
 
 
 @pytest.mark.usefixtures("imported")
@@ -320,8 +474,7 @@ def test_period_set_changes_the_window(laporham, tmp_path: Path) -> None:
     assert "B08" in result.stdout
     moved = laporham("period", "set", "b08", "--opens", "2025-08-20", "--due", "2025-08-30")
     assert moved.returncode == 0, moved.stderr
-    with sqlite3.connect(tmp_path / "cli.db") as db:
-        window = db.execute("SELECT opens_on, due_on FROM period WHERE code = 'B08'").fetchone()
+    window = sql(tmp_path, "SELECT opens_on, due_on FROM period WHERE code = 'B08'")[0]
     assert tuple(str(day)[:10] for day in window) == ("2025-08-20", "2025-08-30")
 
 
@@ -331,9 +484,17 @@ def test_period_set_with_a_badly_written_date_fails_cleanly(laporham, tmp_path: 
     result = laporham("period", "set", "B08", "--opens", "2025-08-18", "--due", "25-08-2025")
     assert_clean_failure(result)
     assert "YYYY-MM-DD" in result.stderr
-    with sqlite3.connect(tmp_path / "cli.db") as db:
-        due = db.execute("SELECT due_on FROM period WHERE code = 'B08'").fetchone()[0]
+    due = sql(tmp_path, "SELECT due_on FROM period WHERE code = 'B08'")[0][0]
     assert str(due)[:10] == "2025-08-25"  # the catalogue's date, untouched
+
+
+def test_period_set_with_a_date_that_does_not_exist_says_so(laporham, tmp_path: Path) -> None:
+    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
+    result = laporham("period", "set", "B08", "--opens", "2025-02-30", "--due", "2025-08-25")
+    assert_clean_failure(result)
+    assert "2025-02-30" in result.stderr
+    assert "tidak ada" in result.stderr
+    assert "YYYY-MM-DD" not in result.stderr
 
 
 CATALOGUE_ERROR_UNCAUGHT = (
@@ -357,6 +518,29 @@ def test_period_set_opening_after_the_due_date_fails_cleanly(laporham, tmp_path:
     result = laporham("period", "set", "B08", "--opens", "2025-08-30", "--due", "2025-08-25")
     assert_clean_failure(result)
     assert "2025-08-30" in result.stderr
-    with sqlite3.connect(tmp_path / "cli.db") as db:
-        opens = db.execute("SELECT opens_on FROM period WHERE code = 'B08'").fetchone()[0]
+    opens = sql(tmp_path, "SELECT opens_on FROM period WHERE code = 'B08'")[0][0]
     assert str(opens)[:10] == "2025-08-18"
+
+
+# --- the repository's own references ----------------------------------------------------------
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def test_every_markdown_file_named_in_the_repository_exists() -> None:
+    """Docstrings, comments and docs point the reader at the repository's own Markdown files
+    only: a reference to a file that is not here is a dead end."""
+    present = {path.name for path in REPOSITORY.rglob("*.md") if ".venv" not in path.parts}
+    sources = [
+        path
+        for pattern in ("*.py", "*.md", "Makefile")
+        for path in REPOSITORY.rglob(pattern)
+        if not {".venv", ".git", "build"} & set(path.parts)
+    ]
+    missing = {
+        f"{path.relative_to(REPOSITORY)}: {name}"
+        for path in sources
+        for name in re.findall(r"[\w./-]+\.md\b", path.read_text(encoding="utf-8"))
+        if Path(name).name not in present
+    }
+    assert not missing

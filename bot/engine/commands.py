@@ -1,5 +1,5 @@
-"""The chat commands (INTERFACES.md): Indonesian names, English aliases, with or without the
-slash, any letter case, because WhatsApp users type words."""
+"""The chat commands (README.md, "Chat commands"): Indonesian names, English aliases, with or
+without the slash, any letter case, because WhatsApp users type words."""
 
 from __future__ import annotations
 

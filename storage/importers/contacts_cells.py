@@ -201,7 +201,8 @@ def _parse_contact(cells: _Cells) -> ContactRow | None:
 
 
 def _check_scope_cells(cells: _Cells, role: Role, region: str | None, office: str | None) -> None:
-    """What each role needs (INTERFACES.md, "Roles and scope"); the database checks come later."""
+    """What each role needs (docs/contacts.md, "What each role needs"); the database checks
+    come later."""
     if role is not Role.admin and region is None:
         cells.fail("wilayah", f"peran {role} wajib punya wilayah")
     if role is Role.focal_point and office is None:

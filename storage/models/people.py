@@ -41,7 +41,8 @@ class Office(SQLModel, table=True):
 
 
 class Contact(SQLModel, table=True):
-    """A person the bot serves. Scope follows the role (INTERFACES.md, "Roles and scope")."""
+    """A person the bot serves. Scope follows the role (docs/contacts.md, "What each role
+    needs")."""
 
     __tablename__ = "contact"
 

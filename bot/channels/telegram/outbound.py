@@ -48,7 +48,7 @@ from bot.engine.texts import DEFAULT_LANGUAGE, LANGUAGES, t
 
 log = logging.getLogger(__name__)
 
-# Bot API limits (DOMAIN.md, "Channel facts").
+# Bot API limits, as the Bot API documents them for message text and callback data.
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA_BYTES = 64
 # The adapter's one own text: group messages never reach the engine, so it cannot answer them.
