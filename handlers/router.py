@@ -3,7 +3,9 @@ flow answers; an unregistered user only ever reaches registration.
 
 ```mermaid
 flowchart TD
-    E[event] --> C{command?}
+    E[event] --> B{button of an earlier prompt?}
+    B -- yes --> O[refused: 'Tombol itu sudah tidak berlaku', the current question again]
+    B -- no --> C{command?}
     C -- /start /daftar --> R[register]
     C -- /bantuan /bahasa --> H[help / language]
     C -- other, unregistered --> R
@@ -41,7 +43,9 @@ def wants_file(state: ConversationState) -> bool:
 
 async def route(turn: Turn) -> None:
     event = turn.event
-    if isinstance(event, CommandReceived) and event.name not in COMMAND_NAMES:
+    if turn.stale_button:
+        await _stale_button(turn)
+    elif isinstance(event, CommandReceived) and event.name not in COMMAND_NAMES:
         _unknown_command(turn, event.args.split(" ", 1)[0])
     elif isinstance(event, CommandReceived):
         await _command(turn, Command(event.name))
@@ -107,6 +111,19 @@ def _unknown_command(turn: Turn, word: str) -> None:
     turn.say("command.unknown", command=word[:40])
     if turn.flow:
         turn.repeat_prompt()
+
+
+async def _stale_button(turn: Turn) -> None:
+    """A button of an earlier prompt changes nothing: say so, and show where the user is."""
+    if turn.flow:
+        turn.say("choice.stale")
+        turn.repeat_prompt()
+    elif turn.contact is None:
+        turn.say("choice.stale_idle")
+        await register.handle(turn)
+    else:
+        turn.say("choice.stale_idle")
+        await status.show(turn)
 
 
 def _idle(turn: Turn) -> None:

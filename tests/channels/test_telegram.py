@@ -156,7 +156,7 @@ class Person:
         markup = message.params["reply_markup"]
         buttons = [button for row in markup["inline_keyboard"] for button in row]
         data = next(
-            (b["callback_data"] for b in buttons if pick in (b["callback_data"], b["text"])),
+            (b["callback_data"] for b in buttons if pick in (_choice_of(b), b["text"])),
             None,
         ) or next(b["callback_data"] for b in buttons if pick in b["text"])
         return callback_update(
@@ -411,7 +411,8 @@ async def test_killed_mid_report_and_restarted_resumes_without_duplicates(
         for r in api.requests
         if r.method == "getUpdates"
         and any(
-            "callback_query" in u and u["callback_query"]["data"] == "yes" for u in (r.result or [])
+            "callback_query" in u and u["callback_query"]["data"].startswith("yes#")
+            for u in (r.result or [])
         )
     ]
     assert len(delivered) >= 2, "the restarted run must have been handed the update again"
@@ -563,3 +564,8 @@ async def test_webhook_checks_the_secret_and_stores_before_answering(
         await collect(api, is_reply(710010, "Bagikan nomor saya"), 2, start=0)
     assert len(replies(api, 710010, "Bagikan nomor saya")) == 2  # not 3
     assert not [r for r in api.requests if r.method == "getUpdates"]
+
+
+def _choice_of(button: dict[str, Any]) -> str:
+    """The choice id of a button: its callback data without the prompt tag."""
+    return str(button["callback_data"]).rpartition("#")[0]
