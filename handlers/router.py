@@ -7,14 +7,16 @@ flowchart TD
     B -- yes --> O[refused: 'Tombol itu sudah tidak berlaku', the current question again]
     B -- no --> C{command?}
     C -- /start /daftar --> R[register]
-    C -- /bantuan /bahasa --> H[help / language]
+    C -- /bantuan /bahasa --> H[help / language, then the current question again]
+    C -- no --> V{edited message, sticker, voice, video?}
+    V -- yes --> N[edit not applied / only text, photos, documents; the question again]
     C -- other, unregistered --> R
     C -- /batal --> X[leave flow, draft kept]
     C -- /kembali /selesai --> F[current flow]
     C -- /lapor --> P[report]
     C -- /status --> S[status]
     C -- /belum /rekap /periksa /siaran --> L[later issues: role check + notice]
-    C -- no --> U{registered?}
+    V -- no --> U{registered?}
     U -- no --> R
     U -- yes --> G{in a flow?}
     G -- yes --> F
@@ -25,7 +27,7 @@ flowchart TD
 from __future__ import annotations
 
 from bot.engine.commands import Command
-from bot.engine.events import CommandReceived, FileReceived
+from bot.engine.events import CommandReceived, FileReceived, Unsupported
 from bot.engine.turn import Turn
 from handlers import help as help_flow
 from handlers import register, report, status
@@ -49,6 +51,8 @@ async def route(turn: Turn) -> None:
         _unknown_command(turn, event.args.split(" ", 1)[0])
     elif isinstance(event, CommandReceived):
         await _command(turn, Command(event.name))
+    elif isinstance(event, Unsupported):
+        await _unsupported(turn, event)
     elif turn.contact is None:
         await register.handle(turn)
     elif turn.flow == report.FLOW:
@@ -62,6 +66,7 @@ async def route(turn: Turn) -> None:
 async def _command(turn: Turn, command: Command) -> None:
     if command in {Command.start, Command.register}:
         await _start_or_register(turn)
+        _reask(turn)
     elif command is Command.help:
         help_flow.show_help(turn)
     elif command is Command.language:
@@ -81,6 +86,24 @@ async def _command(turn: Turn, command: Command) -> None:
     elif command in COMING_LATER:
         key = "command.later" if turn.contact.role in OVERSIGHT_ROLES else "command.not_for_role"
         turn.say(key, command=command.value)
+        _reask(turn)
+
+
+def _reask(turn: Turn) -> None:
+    """After a side command the user is still where they were: ask the current question again,
+    so the chat's last message is the question waiting for an answer."""
+    if turn.flow and turn.flow != register.FLOW:
+        turn.repeat_prompt()
+
+
+async def _unsupported(turn: Turn, event: Unsupported) -> None:
+    """An edit is not applied (the answer was taken as first sent); stickers, voice notes,
+    videos and the like are not something a report can hold."""
+    turn.say("edit.not_applied" if event.kind == "edited" else "unsupported.media")
+    if turn.flow:
+        turn.repeat_prompt()
+    elif turn.contact is None:
+        await register.handle(turn)
 
 
 async def _start_or_register(turn: Turn) -> None:
