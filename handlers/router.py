@@ -20,14 +20,14 @@ flowchart TD
     U -- no --> R
     U -- yes --> G{in a flow?}
     G -- yes --> F
-    G -- no --> M[idle: short help]
+    G -- no --> M[idle: where they stand - status - and what to type]
 ```
 """
 
 from __future__ import annotations
 
-from bot.engine.commands import Command
-from bot.engine.events import CommandReceived, FileReceived, Unsupported
+from bot.engine.commands import TAKES_ARGUMENTS, Command, parse_command
+from bot.engine.events import CommandReceived, FileReceived, TextReceived, Unsupported
 from bot.engine.turn import Turn
 from handlers import help as help_flow
 from handlers import register, report, status
@@ -51,6 +51,8 @@ async def route(turn: Turn) -> None:
         _unknown_command(turn, event.args.split(" ", 1)[0])
     elif isinstance(event, CommandReceived):
         await _command(turn, Command(event.name))
+    elif (typed := _oversight_command(turn)) is not None:
+        await _command(turn, typed)
     elif isinstance(event, Unsupported):
         await _unsupported(turn, event)
     elif turn.contact is None:
@@ -60,7 +62,7 @@ async def route(turn: Turn) -> None:
     elif turn.flow == help_flow.FLOW:
         await help_flow.handle(turn)
     else:
-        _idle(turn)
+        await _idle(turn)
 
 
 async def _command(turn: Turn, command: Command) -> None:
@@ -87,6 +89,18 @@ async def _command(turn: Turn, command: Command) -> None:
         key = "command.later" if turn.contact.role in OVERSIGHT_ROLES else "command.not_for_role"
         turn.say(key, command=command.value)
         _reask(turn)
+
+
+def _oversight_command(turn: Turn) -> Command | None:
+    """`siaran <teks>` typed without a slash by a coordinator or the Kanwil: their commands take
+    text, and they fill in no report whose answers the word could start."""
+    event, contact = turn.event, turn.contact
+    if not isinstance(event, TextReceived) or contact is None or turn.flow == report.FLOW:
+        return None
+    if contact.role not in OVERSIGHT_ROLES:
+        return None
+    parsed = parse_command(event.text, takes_arguments=TAKES_ARGUMENTS | COMING_LATER)
+    return parsed[0] if parsed and parsed[0] in COMING_LATER else None
 
 
 def _reask(turn: Turn) -> None:
@@ -149,6 +163,12 @@ async def _stale_button(turn: Turn) -> None:
         await status.show(turn)
 
 
-def _idle(turn: Turn) -> None:
-    key = "idle.file" if isinstance(turn.event, FileReceived) else "idle.text"
-    turn.say(key)
+async def _idle(turn: Turn) -> None:
+    """Nothing is open: a file is not kept; a text ("halo", an old "Ya, kirim") gets where the
+    user stands (their status) rather than a bare "not understood"."""
+    if isinstance(turn.event, FileReceived):
+        turn.say("idle.file")
+        return
+    turn.say("idle.where")
+    await status.show(turn)
+    turn.say("idle.next")

@@ -72,3 +72,33 @@ async def test_stickers_voice_and_video_get_the_short_answer(
     for kind in ["sticker", "voice", "video"]:
         reply = "\n".join(await h.deliver(Unsupported(**h._base(None), kind=kind)))
         assert "hanya bisa menerima teks, foto, dan dokumen" in reply and QUESTION in reply
+
+
+async def test_broadcast_with_text_gets_the_notice_not_a_shrug(
+    sessions: Sessions, data_dir: Any
+) -> None:
+    async with sessions() as session:
+        await make_world(session)
+        await session.commit()
+    h = Harness(sessions, data_dir, user="2002")
+    await h.text("halo")
+    await h.contact("+6281200000002")  # the coordinator
+    alone = await h.text("siaran")
+    with_text = await h.text("siaran Batas laporan hari Jumat")
+    assert "/siaran" in alone and with_text == alone
+    assert "belum saya mengerti" not in with_text
+
+
+async def test_hello_and_an_old_send_answer_say_where_the_user_stands(
+    sessions: Sessions, data_dir: Any
+) -> None:
+    async with sessions() as session:
+        await make_world(session)
+        await session.commit()
+    h = Harness(sessions, data_dir)
+    await h.text("halo")
+    await h.contact(FOCAL_PHONE)
+    for text in ["halo", "Ya, kirim"]:
+        reply = await h.text(text)
+        assert "belum saya mengerti" not in reply
+        assert "tidak sedang mengisi laporan" in reply and "Tugas Anda" in reply
