@@ -5,10 +5,11 @@ from __future__ import annotations
 from enum import StrEnum
 
 from bot.engine.events import Choice, ChoiceMade
-from bot.engine.turn import Turn
+from bot.engine.turn import PROMPT_KEY, Turn
 from storage.models import Contact, Role
 
 FLOW = "language"
+RETURN_KEY = "_language_return"  # the flow, step and question /bahasa interrupted
 
 
 class Step(StrEnum):
@@ -34,7 +35,10 @@ def show_help(turn: Turn) -> None:
 
 
 def ask_language(turn: Turn) -> None:
-    turn.goto(FLOW, Step.choose)
+    back = None
+    if turn.flow and turn.flow != FLOW:
+        back = {"flow": turn.flow, "step": turn.step, "prompt": turn.get(PROMPT_KEY)}
+    turn.goto(FLOW, Step.choose, **{RETURN_KEY: back or turn.get(RETURN_KEY)})
     turn.ask(
         turn.text("language.ask"),
         [Choice("lang:id", "Bahasa Indonesia"), Choice("lang:en", "English")],
@@ -48,8 +52,20 @@ async def handle(turn: Turn) -> None:
         if turn.contact is not None:
             turn.contact.language = language
         turn.state.data = {**turn.state.data, "language": language}
-        turn.leave_flow()
         turn.say("language.set")
+        _return(turn)
         return
     turn.say("language.unknown")
     turn.repeat_prompt()
+
+
+def _return(turn: Turn) -> None:
+    """Back to what /bahasa interrupted, with its question asked again (as it was worded)."""
+    back = turn.get(RETURN_KEY)
+    if not back:
+        turn.leave_flow()
+        return
+    turn.goto(back["flow"], back["step"], **{RETURN_KEY: None})
+    prompt = back.get("prompt")
+    if prompt:
+        turn.ask(prompt["text"], [Choice(str(cid), str(label)) for cid, label in prompt["choices"]])

@@ -10,17 +10,25 @@ stateDiagram-v2
     AskContact --> Registered: /daftar KODE with a valid, unused, unexpired invite
     Registered --> [*]: welcome naming office, region, role and what they can do
 ```
+
+A second account on the same channel for an already-linked contact (own contact shared, the
+number imported, but the contact already has another Telegram account): it is linked too, by
+decision. A phone number belongs to one Telegram account at a time, so this is the person on a
+new account or phone; refusing would leave them calling the coordinator. It is not silent: an
+audit row is written and the region's coordinators get a notice through the outbox, so they can
+deactivate the contact if it was not expected.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from bot.engine.events import CommandReceived, ContactShared, OutText
+from bot.engine.events import CommandReceived, ContactShared, OutText, outgoing_to_payload
+from bot.engine.texts import t
 from bot.engine.turn import Turn
 from handlers.help import role_help
 from handlers.scope import role_label, scope_label
-from storage import identities
+from storage import identities, outbox
 from storage.invites import redeem_invite
 from storage.models import Contact
 from storage.phones import InvalidPhone, normalise_phone, whatsapp_id_to_phone
@@ -129,6 +137,7 @@ async def redeem(turn: Turn, code: str) -> None:
 
 
 async def _link(turn: Turn, contact: Contact) -> None:
+    await _tell_about_second_account(turn, contact)
     # The engine looked the sender's identity up for this message already.
     identity = identities.attach_identity(
         session=turn.session,
@@ -145,6 +154,39 @@ async def _link(turn: Turn, contact: Contact) -> None:
     turn.contact = contact
     turn.leave_flow()
     await welcome(turn, contact)
+
+
+async def _tell_about_second_account(turn: Turn, contact: Contact) -> None:
+    """Audit a further account of the contact on this channel and notify the coordinators."""
+    event = turn.event
+    previous = await identities.other_accounts(
+        session=turn.session,
+        contact_id=contact.id or 0,
+        channel=event.channel,
+        external_id=event.user_key,
+    )
+    if not previous:
+        return
+    identities.audit_second_account(
+        session=turn.session,
+        contact=contact,
+        channel=event.channel,
+        previous=[p.external_id for p in previous],
+        now=turn.now,
+    )
+    coordinators = await identities.region_coordinators(
+        session=turn.session, region_id=contact.region_id or 0
+    )
+    for coordinator, identity in coordinators:
+        text = t(coordinator.language, "register.second_account_notice", name=contact.name)
+        outbox.enqueue(
+            session=turn.session,
+            idempotency_key=f"{event.channel}:{event.message_id}:second:{identity.id}",
+            channel=identity.channel,
+            recipient=identity.external_id,
+            contact_id=coordinator.id,
+            payload=outgoing_to_payload(OutText(text=text)),
+        )
 
 
 async def welcome(turn: Turn, contact: Contact) -> None:

@@ -776,6 +776,8 @@ def _not_understood(turn: Turn) -> None:
         turn.say("choice.stale")
     elif isinstance(event, FileReceived):
         turn.say("report.file_not_expected")
+    elif isinstance(event, TextReceived) and event.text.strip().isdigit() and turn.offered:
+        turn.say("choice.out_of_range", count=len(turn.offered))
     else:
         turn.say("choice.not_understood")
     turn.repeat_prompt()

@@ -3,27 +3,31 @@ flow answers; an unregistered user only ever reaches registration.
 
 ```mermaid
 flowchart TD
-    E[event] --> C{command?}
+    E[event] --> B{button of an earlier prompt?}
+    B -- yes --> O[refused: 'Tombol itu sudah tidak berlaku', the current question again]
+    B -- no --> C{command?}
     C -- /start /daftar --> R[register]
-    C -- /bantuan /bahasa --> H[help / language]
+    C -- /bantuan /bahasa --> H[help / language, then the current question again]
+    C -- no --> V{edited message, sticker, voice, video?}
+    V -- yes --> N[edit not applied / only text, photos, documents; the question again]
     C -- other, unregistered --> R
     C -- /batal --> X[leave flow, draft kept]
     C -- /kembali /selesai /hapus --> F[current flow]
     C -- /lapor --> P[report]
     C -- /status --> S[status]
     C -- /belum /rekap /periksa /siaran --> L[later issues: role check + notice]
-    C -- no --> U{registered?}
+    V -- no --> U{registered?}
     U -- no --> R
     U -- yes --> G{in a flow?}
     G -- yes --> F
-    G -- no --> M[idle: short help]
+    G -- no --> M[idle: where they stand - status - and what to type]
 ```
 """
 
 from __future__ import annotations
 
-from bot.engine.commands import Command
-from bot.engine.events import CommandReceived, FileReceived
+from bot.engine.commands import TAKES_ARGUMENTS, Command, parse_command
+from bot.engine.events import CommandReceived, FileReceived, TextReceived, Unsupported
 from bot.engine.turn import Turn
 from handlers import help as help_flow
 from handlers import register, report, status
@@ -41,10 +45,16 @@ def wants_file(state: ConversationState) -> bool:
 
 async def route(turn: Turn) -> None:
     event = turn.event
-    if isinstance(event, CommandReceived) and event.name not in COMMAND_NAMES:
+    if turn.stale_button:
+        await _stale_button(turn)
+    elif isinstance(event, CommandReceived) and event.name not in COMMAND_NAMES:
         _unknown_command(turn, event.args.split(" ", 1)[0])
     elif isinstance(event, CommandReceived):
         await _command(turn, Command(event.name))
+    elif (typed := _oversight_command(turn)) is not None:
+        await _command(turn, typed)
+    elif isinstance(event, Unsupported):
+        await _unsupported(turn, event)
     elif turn.contact is None:
         await register.handle(turn)
     elif turn.flow == report.FLOW:
@@ -52,12 +62,13 @@ async def route(turn: Turn) -> None:
     elif turn.flow == help_flow.FLOW:
         await help_flow.handle(turn)
     else:
-        _idle(turn)
+        await _idle(turn)
 
 
 async def _command(turn: Turn, command: Command) -> None:
     if command in {Command.start, Command.register}:
         await _start_or_register(turn)
+        _reask(turn)
     elif command is Command.help:
         help_flow.show_help(turn)
     elif command is Command.language:
@@ -79,6 +90,36 @@ async def _command(turn: Turn, command: Command) -> None:
     elif command in COMING_LATER:
         key = "command.later" if turn.contact.role in OVERSIGHT_ROLES else "command.not_for_role"
         turn.say(key, command=command.value)
+        _reask(turn)
+
+
+def _oversight_command(turn: Turn) -> Command | None:
+    """`siaran <teks>` typed without a slash by a coordinator or the Kanwil: their commands take
+    text, and they fill in no report whose answers the word could start."""
+    event, contact = turn.event, turn.contact
+    if not isinstance(event, TextReceived) or contact is None or turn.flow == report.FLOW:
+        return None
+    if contact.role not in OVERSIGHT_ROLES:
+        return None
+    parsed = parse_command(event.text, takes_arguments=TAKES_ARGUMENTS | COMING_LATER)
+    return parsed[0] if parsed and parsed[0] in COMING_LATER else None
+
+
+def _reask(turn: Turn) -> None:
+    """After a side command the user is still where they were: ask the current question again,
+    so the chat's last message is the question waiting for an answer."""
+    if turn.flow and turn.flow != register.FLOW:
+        turn.repeat_prompt()
+
+
+async def _unsupported(turn: Turn, event: Unsupported) -> None:
+    """An edit is not applied (the answer was taken as first sent); stickers, voice notes,
+    videos and the like are not something a report can hold."""
+    turn.say("edit.not_applied" if event.kind == "edited" else "unsupported.media")
+    if turn.flow:
+        turn.repeat_prompt()
+    elif turn.contact is None:
+        await register.handle(turn)
 
 
 async def _start_or_register(turn: Turn) -> None:
@@ -111,6 +152,25 @@ def _unknown_command(turn: Turn, word: str) -> None:
         turn.repeat_prompt()
 
 
-def _idle(turn: Turn) -> None:
-    key = "idle.file" if isinstance(turn.event, FileReceived) else "idle.text"
-    turn.say(key)
+async def _stale_button(turn: Turn) -> None:
+    """A button of an earlier prompt changes nothing: say so, and show where the user is."""
+    if turn.flow:
+        turn.say("choice.stale")
+        turn.repeat_prompt()
+    elif turn.contact is None:
+        turn.say("choice.stale_idle")
+        await register.handle(turn)
+    else:
+        turn.say("choice.stale_idle")
+        await status.show(turn)
+
+
+async def _idle(turn: Turn) -> None:
+    """Nothing is open: a file is not kept; a text ("halo", an old "Ya, kirim") gets where the
+    user stands (their status) rather than a bare "not understood"."""
+    if isinstance(turn.event, FileReceived):
+        turn.say("idle.file")
+        return
+    turn.say("idle.where")
+    await status.show(turn)
+    turn.say("idle.next")

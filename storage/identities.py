@@ -12,7 +12,7 @@ from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ChannelIdentity, Contact
+from storage.models import AuditLog, ChannelIdentity, Contact, Role
 
 _FIND_IDENTITY = (
     select(ChannelIdentity, Contact)
@@ -75,3 +75,47 @@ async def mark_unreachable(
     found = await find_identity(session=session, channel=channel, external_id=external_id)
     if found:
         found[0].unreachable_since = now
+
+
+async def other_accounts(
+    *, session: AsyncSession, contact_id: int, channel: str, external_id: str
+) -> list[ChannelIdentity]:
+    """The contact's identities on `channel` other than `external_id` (a second account)."""
+    statement = select(ChannelIdentity).where(
+        ChannelIdentity.contact_id == contact_id,
+        ChannelIdentity.channel == channel,
+        ChannelIdentity.external_id != external_id,
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def region_coordinators(
+    *, session: AsyncSession, region_id: int
+) -> list[tuple[Contact, ChannelIdentity]]:
+    """The active coordinators of a region with each of their channel identities."""
+    statement = (
+        select(Contact, ChannelIdentity)
+        .join(ChannelIdentity, col(ChannelIdentity.contact_id) == Contact.id)
+        .where(
+            Contact.region_id == region_id,
+            Contact.role == Role.coordinator,
+            col(Contact.active).is_(True),
+        )
+    )
+    return [(contact, identity) for contact, identity in (await session.exec(statement)).all()]
+
+
+def audit_second_account(
+    *, session: AsyncSession, contact: Contact, channel: str, previous: list[str], now: datetime
+) -> None:
+    """Record that a further account on a channel was linked to a contact."""
+    session.add(
+        AuditLog(
+            actor_id=contact.id,
+            action="identity.second_account",
+            entity="contact",
+            entity_id=contact.id,
+            detail={"channel": channel, "previous_accounts": len(previous)},
+            at=now,
+        )
+    )

@@ -41,7 +41,14 @@ ALIASES: dict[str, Command] = {
 }
 
 
-def parse_command(text: str) -> tuple[Command, str] | None:
+# Bare words that are commands even when followed by more words ("daftar KODE"). Others only
+# count alone, so an answer starting with the word ("selesai dibangun") is not eaten.
+TAKES_ARGUMENTS = frozenset({Command.register})
+
+
+def parse_command(
+    text: str, *, takes_arguments: frozenset[Command] = TAKES_ARGUMENTS
+) -> tuple[Command, str] | None:
     """`"/Lapor@LaporHAMBot x"` -> (Command.report, "x"); a plain word counts too ("batal").
 
     Only the first word is looked at, and a bare word only when it is the whole message or is
@@ -56,6 +63,6 @@ def parse_command(text: str) -> tuple[Command, str] | None:
     command = ALIASES.get(word)
     if command is None:
         return None
-    if not slash and rest and command is not Command.register:
+    if not slash and rest and command not in takes_arguments:
         return None
     return command, rest.strip()

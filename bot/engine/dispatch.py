@@ -14,6 +14,7 @@ sequenceDiagram
     E->>DB: BEGIN
     E->>DB: claim inbox id (a redelivery stops here)
     E->>DB: load + lock conversation state
+    E->>E: a button of an earlier prompt is marked stale (refused, nothing changes)
     E->>E: route to the flow's handler
     E->>DB: save state, answers, files, outbox rows
     E->>DB: COMMIT
@@ -59,7 +60,7 @@ from bot.engine.events import (
 from bot.engine.render import coalesce, fit
 from bot.engine.text_input import clean_event
 from bot.engine.texts import t
-from bot.engine.turn import OFFERED_KEY, PreparedFile, Turn
+from bot.engine.turn import OFFERED_KEY, PROMPT_KEY, PreparedFile, Turn, button_choice
 from storage import conversation_state, inbox, outbox
 from storage.db import transaction
 from storage.evidence import EvidenceRejected, EvidenceStore, RejectionCode, ingest
@@ -158,9 +159,11 @@ class Engine:
             state, contact = conversation.state, conversation.contact
             if conversation.identity:
                 _note_seen(conversation.identity, now)
+            pressed, stale = _pressed(event, state)
             turn = Turn(
                 session=session,
-                event=normalise(clean_event(event), state),
+                event=normalise(clean_event(pressed), state),
+                stale_button=stale,
                 state=state,
                 identity=conversation.identity,
                 contact=contact if contact and contact.active else None,
@@ -248,9 +251,7 @@ class Engine:
     ) -> bool:
         """Webhooks: keep the raw message before answering 200; False for a redelivery."""
         async with transaction(self.sessions) as session:
-            if await inbox.is_processed(
-                session=session, channel=channel, message_id=message_id
-            ):
+            if await inbox.is_processed(session=session, channel=channel, message_id=message_id):
                 return False
             stored = await inbox.store_received(
                 session=session, channel=channel, message_id=message_id, payload=dict(payload)
@@ -316,6 +317,17 @@ def _note_seen(identity: ChannelIdentity, now: datetime) -> None:
         identity.unreachable_since = None
 
 
+def _pressed(event: Inbound, state: ConversationState) -> tuple[Inbound, bool]:
+    """A pressed button as the choice it stands for, or marked stale when it belongs to any
+    prompt but the current one (a double tap, an old keyboard): it must not act on this step."""
+    if not isinstance(event, ChoiceMade):
+        return event, False
+    choice = button_choice(state.data, event.choice_id)
+    if choice is None:
+        return event, True
+    return replace(event, choice_id=choice), False
+
+
 def normalise(event: Inbound, state: ConversationState) -> Inbound:
     """Words that are commands become commands; "2" or a label answers a numbered choice."""
     if isinstance(event, TextReceived):
@@ -341,7 +353,7 @@ def normalise(event: Inbound, state: ConversationState) -> Inbound:
 
 
 def _match_label(text: str, state: ConversationState) -> str | None:
-    prompt = state.data.get("_prompt") or {}
+    prompt = state.data.get(PROMPT_KEY) or {}
     wanted = text.casefold()
     for choice_id, label in prompt.get("choices", []):
         if str(label).casefold() == wanted:

@@ -156,7 +156,7 @@ class Person:
         markup = message.params["reply_markup"]
         buttons = [button for row in markup["inline_keyboard"] for button in row]
         data = next(
-            (b["callback_data"] for b in buttons if pick in (b["callback_data"], b["text"])),
+            (b["callback_data"] for b in buttons if pick in (_choice_of(b), b["text"])),
             None,
         ) or next(b["callback_data"] for b in buttons if pick in b["text"])
         return callback_update(
@@ -411,7 +411,8 @@ async def test_killed_mid_report_and_restarted_resumes_without_duplicates(
         for r in api.requests
         if r.method == "getUpdates"
         and any(
-            "callback_query" in u and u["callback_query"]["data"] == "yes" for u in (r.result or [])
+            "callback_query" in u and u["callback_query"]["data"].startswith("yes#")
+            for u in (r.result or [])
         )
     ]
     assert len(delivered) >= 2, "the restarted run must have been handed the update again"
@@ -653,3 +654,8 @@ async def test_webhook_refuses_a_body_over_1_mb(
         await api.wait_for(is_reply(710030, "Bagikan nomor saya"))
     async with sessions() as session:
         assert len((await session.exec(select(InboxMessage))).all()) == 1
+
+
+def _choice_of(button: dict[str, Any]) -> str:
+    """The choice id of a button: its callback data without the prompt tag."""
+    return str(button["callback_data"]).rpartition("#")[0]

@@ -76,8 +76,26 @@ class Harness:
         return "\n".join(await self.deliver(TextReceived(**self._base(message_id), text=text)))
 
     async def choose(self, choice_id: str, *, message_id: str | None = None) -> str:
-        event = ChoiceMade(**self._base(message_id), choice_id=choice_id)
+        """Press the latest button whose choice is `choice_id` (buttons carry their prompt's
+        tag on the wire); an id no button shows is sent as it is, as a forged press would be."""
+        wire = next(
+            (wid for wid, _ in self.last_choices() if wid.rpartition("#")[0] == choice_id),
+            choice_id,
+        )
+        return await self.press(wire, message_id=message_id)
+
+    async def press(self, wire_id: str, *, message_id: str | None = None) -> str:
+        """Press a button by the exact id it was sent with (an old keyboard's, say)."""
+        event = ChoiceMade(**self._base(message_id), choice_id=wire_id)
         return "\n".join(await self.deliver(event))
+
+    def buttons_sent(self) -> list[str]:
+        """Every button id sent so far, oldest first."""
+        return [
+            choice.id
+            for sent in self.channel.sent
+            for choice in getattr(sent.message, "choices", ())
+        ]
 
     async def contact(self, phone: str, *, own: bool = True) -> str:
         event = ContactShared(**self._base(None), phone=phone, is_own=own)
