@@ -118,9 +118,7 @@ class WhatsApp:
             while True:
                 await self.adapter.idle()
                 async with self.app.sessions() as session:
-                    waiting = await outbox.count_outbox(
-                        session=session, statuses=outbox.WAITING
-                    )
+                    waiting = await outbox.count_outbox(session=session, statuses=outbox.WAITING)
                 if not waiting and not self.adapter.handling:
                     return
                 await asyncio.sleep(0.02)
@@ -481,7 +479,9 @@ async def test_reminder_after_25_hours_goes_out_as_template(
     whatsapp: WhatsApp, sessions: Sessions
 ) -> None:
     await _world(sessions)
-    await _register(whatsapp)
+    # Siti last wrote 25 hours ago (a message delivered late, to have her registered then).
+    wrote = (utcnow() - timedelta(hours=25)).timestamp()
+    await whatsapp.say(wp.text_message(SITI, "halo", name="Siti", timestamp=wrote))
     await _last_seen(whatsapp, timedelta(hours=25))
     params = ("Siti Rahma", "B08 2025", "Dinas Koperasi dan UMKM", "25 Agustus 2025", "2")
     reminder = OutText(
@@ -734,3 +734,51 @@ async def test_the_window_closes_5_minutes_early(whatsapp: WhatsApp) -> None:
         now[0] = wrote + timedelta(hours=23, minutes=55)
         await adapter.send(SITI, OutText(text="Pengingat"), last_inbound_at=wrote)
     assert [b["type"] for b in whatsapp.api.sent_messages(SITI)] == ["text", "template"]
+
+
+# --- issue 12 item 19: the 24-hour window as Meta counts it --------------------------------
+
+
+async def test_an_unregistered_sender_is_answered_free_form(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
+    """The welcome, the invite prompt and a refusal answer a message just received: inside
+    the window, so with their line breaks and without depending on a template's approval."""
+    await _world(sessions)
+    stranger = "6281299999999"
+    replies = await whatsapp.say(wp.text_message(stranger, "halo"), twice=False)
+    replies += await whatsapp.say(wp.text_message(stranger, "/daftar SALAH"), twice=False)
+    replies += await whatsapp.say(wp.unsupported_message(stranger, "sticker"), twice=False)
+    assert replies and all(r["type"] != "template" for r in replies)
+    assert "kode undangan" in _joined(replies)
+
+
+async def test_an_answer_to_a_fallback_template_reopens_the_window_at_once(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
+    await _world(sessions)
+    await _register(whatsapp)
+    whatsapp.api.outside_window(SITI)
+    replies = await whatsapp.say(wp.text_message(SITI, "/status"), twice=False)
+    assert [r["type"] for r in replies] == ["template"]
+    whatsapp.api.inside_window(SITI)  # the user answers the template within the minute
+    answered = time.time() + 1  # Meta's stamps are whole seconds: the answer's is the next
+    replies = await whatsapp.say(wp.text_message(SITI, "lapor", timestamp=answered), twice=False)
+    assert replies and all(r["type"] != "template" for r in replies)
+    assert any(choices_of(r) for r in replies)  # the buttons are back
+
+
+async def test_a_late_delivery_is_judged_by_the_message_own_time(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
+    """A message Meta delivers a day late (our server was down) opens no window: its reply
+    goes straight out as a template, no free-form send is wasted on a 131047."""
+    await _world(sessions)
+    registered = (utcnow() - timedelta(hours=30)).timestamp()
+    await whatsapp.say(wp.text_message(SITI, "halo", name="Siti", timestamp=registered))
+    await _last_seen(whatsapp, timedelta(hours=30))  # registration stores when it was handled
+    whatsapp.api.outside_window(SITI)  # what Meta thinks: the user last wrote 25 hours ago
+    sent = (utcnow() - timedelta(hours=25)).timestamp()
+    replies = await whatsapp.say(wp.text_message(SITI, "/status", timestamp=sent), twice=False)
+    assert [r["type"] for r in replies] == ["template"]
+    assert not any(r.failed for r in whatsapp.api.requests)

@@ -100,6 +100,7 @@ class WhatsAppChannel:
                 inbound.record_receipts, delays=self.delays, window_closed=self.window.close
             ),
             handled=self.outbound.mark_read,
+            seen=self.window.note_inbound,
             max_concurrent_handling=max_concurrent_handling,
         )
 
@@ -134,7 +135,10 @@ class WhatsAppChannel:
 
     def parse_stored(self, payload: dict[str, Any]) -> Inbound | None:
         """An inbox payload as an engine event again (Engine.replay_stored after a restart)."""
-        return inbound.parse_stored(payload)
+        event = inbound.parse_stored(payload)
+        if event is not None:  # the window of a message replayed after a restart
+            self.window.note_inbound(event.chat_id, event.received_at)
+        return event
 
     async def send(
         self, chat_id: str, message: Outgoing, *, last_inbound_at: datetime | None = None
