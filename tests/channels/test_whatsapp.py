@@ -782,3 +782,19 @@ async def test_a_late_delivery_is_judged_by_the_message_own_time(
     replies = await whatsapp.say(wp.text_message(SITI, "/status", timestamp=sent), twice=False)
     assert [r["type"] for r in replies] == ["template"]
     assert not any(r.failed for r in whatsapp.api.requests)
+
+
+async def test_undeliverable_in_a_failed_receipt_marks_the_number_unreachable(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
+    """Meta often accepts the send and reports 131026 later, in a failed status."""
+    await _world(sessions)
+    await _register(whatsapp)
+    welcome = (await whatsapp.outbox())[0]
+    assert welcome.provider_message_id
+    await whatsapp.post(
+        wp.status_update(welcome.provider_message_id, "failed", SITI, errors=[131026])
+    )
+    async with whatsapp.app.sessions() as session:
+        identity = (await session.exec(select(ChannelIdentity))).one()
+        assert identity.unreachable_since is not None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from bot.channels.whatsapp import shapes
-from bot.channels.whatsapp.errors import OUTSIDE_WINDOW, RetryDelays
+from bot.channels.whatsapp.errors import OUTSIDE_WINDOW, UNDELIVERABLE, RetryDelays
 from bot.channels.whatsapp.payloads import (
     Message,
     Notification,
@@ -202,7 +202,15 @@ def delivery_update(status: Status, delays: RetryDelays) -> DeliveryUpdate:
         error_code=error.code if error else None,
         error_title=(error.title or error.message) if error else None,
         retry_after=delays.after_failed_receipt(failure.code) if failure else None,
+        unreachable=_unreachable(status, failure),
     )
+
+
+def _unreachable(status: Status, failure: StatusError | None) -> tuple[str, str] | None:
+    """131026 in a receipt means what it means at send time: stop sending there."""
+    if failure is None or failure.code != UNDELIVERABLE or not status.recipient_id:
+        return None
+    return (Channel.whatsapp, status.recipient_id)
 
 
 def _failure(status: Status) -> StatusError | None:
