@@ -798,3 +798,26 @@ async def test_undeliverable_in_a_failed_receipt_marks_the_number_unreachable(
     async with whatsapp.app.sessions() as session:
         identity = (await session.exec(select(ChannelIdentity))).one()
         assert identity.unreachable_since is not None
+
+
+# --- issue 12 item 16: the webhook's body cap --------------------------------------------
+
+
+async def test_a_webhook_body_over_1_mb_is_refused_unread(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
+    """Signed or not, declared or streamed without a length: 413, and nothing stored."""
+    await _world(sessions)
+    big = wp.encode(wp.text_message(SITI, "x" * (1024 * 1024)))
+    headers = wp.signed_headers(big, SECRET)
+    response = await whatsapp.client.post(WEBHOOK_PATH, content=big, headers=headers)
+    assert response.status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:  # chunked: no Content-Length to trust
+        for start in range(0, len(big), 64 * 1024):
+            yield big[start : start + 64 * 1024]
+
+    response = await whatsapp.client.post(WEBHOOK_PATH, content=chunks(), headers=headers)
+    assert response.status_code == 413
+    await whatsapp.settle()
+    assert await whatsapp.inbox_count() == 0
