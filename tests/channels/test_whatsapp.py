@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -821,3 +822,45 @@ async def test_a_webhook_body_over_1_mb_is_refused_unread(
     assert response.status_code == 413
     await whatsapp.settle()
     assert await whatsapp.inbox_count() == 0
+
+
+# --- issue 12 item 17: one log line per failure, quiet success ----------------------------
+
+
+def _channel_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r
+        for r in caplog.records
+        if r.name.startswith("bot.channels.whatsapp") and r.levelno >= logging.INFO
+    ]
+
+
+async def test_each_failure_leaves_one_line_and_success_none(
+    whatsapp: WhatsApp, sessions: Sessions, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _world(sessions)
+    await _register(whatsapp)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        await whatsapp.say(wp.text_message(SITI, "/status"), twice=False)
+        assert _channel_lines(caplog) == []  # quiet success
+
+        whatsapp.api.fail_next(130429, to=SITI)
+        await whatsapp.say(wp.text_message(SITI, "/status"), twice=False)
+        whatsapp.api.fail_next(131026, to=SITI)
+        await whatsapp.say(wp.text_message(SITI, "/bantuan"), twice=False)
+        event = FileReceived(
+            channel=Channel.whatsapp, user_key=SITI, chat_id=SITI, message_id="m", file_ref="404"
+        )
+        with pytest.raises(FetchFailed):
+            await whatsapp.adapter.fetch_file(event, max_bytes=10_000)
+        sent = (await whatsapp.outbox())[0].provider_message_id
+        assert sent
+        await whatsapp.post(wp.status_update(sent, "failed", SITI, errors=[131000]))
+
+    lines = [r.getMessage() for r in _channel_lines(caplog)]
+    assert len(lines) == 4, lines
+    assert all(line.startswith("whatsapp …0001: ") for line in lines)
+    assert "130429" in lines[0] and "131026" in lines[1] and "download" in lines[2]
+    assert "delivery failed: 131000" in lines[3]
+    assert not any(SITI in line for line in lines)

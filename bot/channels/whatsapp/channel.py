@@ -14,11 +14,11 @@ import httpx
 from starlette.routing import BaseRoute
 
 from bot.channels.whatsapp import inbound, shapes
-from bot.channels.whatsapp.errors import RetryDelays
+from bot.channels.whatsapp.errors import RetryDelays, short_key
 from bot.channels.whatsapp.media import Media
 from bot.channels.whatsapp.outbound import Outbound, Pacing, Window
 from bot.channels.whatsapp.transport import Webhook
-from bot.engine.channel import Capabilities, Channel
+from bot.engine.channel import Capabilities, Channel, FetchFailed, FileTooLarge
 from bot.engine.events import FileReceived, Inbound, Outgoing
 from storage.evidence import EvidenceStore
 from storage.types import utcnow
@@ -146,4 +146,10 @@ class WhatsAppChannel:
         return await self.outbound.send(chat_id, message, last_inbound_at)
 
     async def fetch_file(self, event: FileReceived, *, max_bytes: int) -> bytes:
-        return await self.media.fetch(event, max_bytes=max_bytes)
+        try:
+            return await self.media.fetch(event, max_bytes=max_bytes)
+        except (FetchFailed, FileTooLarge) as error:
+            # The one line of a failed download; the engine tells the user.
+            reason = str(error) or type(error).__name__
+            log.warning("whatsapp %s: download failed: %s", short_key(event.user_key), reason)
+            raise

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from bot.channels.whatsapp import shapes
-from bot.channels.whatsapp.errors import OUTSIDE_WINDOW, UNDELIVERABLE, RetryDelays
+from bot.channels.whatsapp.errors import OUTSIDE_WINDOW, UNDELIVERABLE, RetryDelays, short_key
 from bot.channels.whatsapp.payloads import (
     Message,
     Notification,
@@ -185,7 +185,11 @@ async def record_receipts(
     sender is woken; `window_closed` hears first of each user Meta found outside the window, so
     that resend goes out as a template."""
     for status in statuses:
-        if (error := _failure(status)) and error.code == OUTSIDE_WINDOW and status.recipient_id:
+        if (error := _failure(status)) is None:
+            continue
+        reason = f"{error.code}: {error.title or error.message or ''}".strip()
+        log.warning("whatsapp %s: delivery failed: %s", short_key(status.recipient_id), reason)
+        if error.code == OUTSIDE_WINDOW and status.recipient_id:
             window_closed(status.recipient_id)
     updates = [delivery_update(status, delays) for status in statuses]
     outcomes = await record_statuses(engine.sessions, updates)

@@ -29,11 +29,16 @@ from cachetools import LRUCache, TTLCache
 from pydantic import ValidationError
 
 from bot.channels.whatsapp import shapes, templates
-from bot.channels.whatsapp.errors import OutsideWindow, RetryDelays, raise_for_error
+from bot.channels.whatsapp.errors import (
+    OutsideWindow,
+    RetryDelays,
+    log_send_failure,
+    raise_for_error,
+)
 from bot.channels.whatsapp.media import Media
 from bot.channels.whatsapp.payloads import SendResponse
 from bot.channels.whatsapp.shapes import Json
-from bot.engine.channel import TransientSendError
+from bot.engine.channel import SendError, TransientSendError
 from bot.engine.events import OutFile, Outgoing, outgoing_to_payload
 from storage.types import utcnow
 
@@ -142,6 +147,15 @@ class Outbound:
     async def send(
         self, chat_id: str, message: Outgoing, last_inbound_at: datetime | None
     ) -> str | None:
+        try:
+            return await self._send(chat_id, message, last_inbound_at)
+        except SendError as error:
+            log_send_failure(chat_id, error)
+            raise
+
+    async def _send(
+        self, chat_id: str, message: Outgoing, last_inbound_at: datetime | None
+    ) -> str | None:
         if not self.window.is_open(chat_id, last_inbound_at):
             return await self._send_template(chat_id, message)
         try:
@@ -225,7 +239,7 @@ class Outbound:
             response = await self._client.post(self.messages_url, json=body)
         except httpx.HTTPError as error:
             raise TransientSendError(f"network: {error!r}") from error
-        raise_for_error(response, self.delays, recipient=recipient)
+        raise_for_error(response, self.delays)
         try:
             sent = SendResponse.model_validate_json(response.content)
         except ValidationError as error:

@@ -145,7 +145,7 @@ class Webhook:
             async with self._handling:  # bounded: a burst must not exhaust the DB pool
                 handled = await engine.handle(event)
         except Exception as error:
-            log.error("whatsapp: handling for %s failed: %r", short_key(event.user_key), error)
+            log.error("whatsapp %s: handling failed: %r", short_key(event.user_key), error)
             return
         if handled:
             await self._handled(event.message_id)
