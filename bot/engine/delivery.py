@@ -26,7 +26,7 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import outbox
+from storage import identities, outbox
 from storage.db import transaction
 from storage.types import utcnow
 
@@ -55,6 +55,9 @@ class DeliveryUpdate:
     error_title: str | None = None
     # Set by the channel when a resend can fix this failure: wait that long, then resend.
     retry_after: float | None = None
+    # Set by the channel when the failure says the user can't be reached there: (channel,
+    # user key), marked unreachable as a refused send is.
+    unreachable: tuple[str, str] | None = None
 
     @property
     def error(self) -> str | None:
@@ -101,4 +104,9 @@ async def _apply(session: AsyncSession, update: DeliveryUpdate, now: datetime) -
         error=update.error or "failed",
         failed=failed,
     )
+    if recorded and failed and update.unreachable:
+        channel, user_key = update.unreachable
+        await identities.mark_unreachable(
+            session=session, channel=channel, external_id=user_key, now=now
+        )
     return Outcome.recorded if recorded else Outcome.ignored

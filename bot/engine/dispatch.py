@@ -158,7 +158,7 @@ class Engine:
             )
             state, contact = conversation.state, conversation.contact
             if conversation.identity:
-                _note_seen(conversation.identity, now)
+                _note_seen(conversation.identity, min(event.received_at, now))
             pressed, stale = _pressed(event, state)
             turn = Turn(
                 session=session,
@@ -307,12 +307,14 @@ class Engine:
         return True
 
 
-def _note_seen(identity: ChannelIdentity, now: datetime) -> None:
-    """Record when the user last wrote (WhatsApp's 24-hour window). A minute's precision is
-    plenty, and skipping the write saves an UPDATE on almost every message."""
+def _note_seen(identity: ChannelIdentity, wrote: datetime) -> None:
+    """Record when the user last wrote (WhatsApp's 24-hour window), by the message's own time
+    as Meta counts it, not when we handled it: a late delivery must not open the window. A
+    minute's precision is plenty (the channel keeps exact times of recent messages), and
+    skipping the write saves an UPDATE on almost every message."""
     seen = identity.last_inbound_at
-    if seen is None or now - seen > SEEN_PRECISION:
-        identity.last_inbound_at = now
+    if seen is None or wrote - seen > SEEN_PRECISION:
+        identity.last_inbound_at = wrote
     if identity.unreachable_since is not None:
         identity.unreachable_since = None
 

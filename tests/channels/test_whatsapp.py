@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -507,7 +508,9 @@ async def test_reminder_after_25_hours_goes_out_as_template(
     whatsapp: WhatsApp, sessions: Sessions
 ) -> None:
     await _world(sessions)
-    await _register(whatsapp)
+    # Siti last wrote 25 hours ago (a message delivered late, to have her registered then).
+    wrote = (utcnow() - timedelta(hours=25)).timestamp()
+    await whatsapp.say(wp.text_message(SITI, "halo", name="Siti", timestamp=wrote))
     await _last_seen(whatsapp, timedelta(hours=25))
     params = ("Siti Rahma", "B08 2025", "Dinas Koperasi dan UMKM", "25 Agustus 2025", "2")
     reminder = OutText(
@@ -760,3 +763,132 @@ async def test_the_window_closes_5_minutes_early(whatsapp: WhatsApp) -> None:
         now[0] = wrote + timedelta(hours=23, minutes=55)
         await adapter.send(SITI, OutText(text="Pengingat"), last_inbound_at=wrote)
     assert [b["type"] for b in whatsapp.api.sent_messages(SITI)] == ["text", "template"]
+
+
+# --- issue 12 item 19: the 24-hour window as Meta counts it --------------------------------
+
+
+async def test_an_unregistered_sender_is_answered_free_form(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
+    """The welcome, the invite prompt and a refusal answer a message just received: inside
+    the window, so with their line breaks and without depending on a template's approval."""
+    await _world(sessions)
+    stranger = "6281299999999"
+    replies = await whatsapp.say(wp.text_message(stranger, "halo"), twice=False)
+    replies += await whatsapp.say(wp.text_message(stranger, "/daftar SALAH"), twice=False)
+    replies += await whatsapp.say(wp.unsupported_message(stranger, "sticker"), twice=False)
+    assert replies and all(r["type"] != "template" for r in replies)
+    assert "kode undangan" in _joined(replies)
+
+
+async def test_an_answer_to_a_fallback_template_reopens_the_window_at_once(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
+    await _world(sessions)
+    await _register(whatsapp)
+    whatsapp.api.outside_window(SITI)
+    replies = await whatsapp.say(wp.text_message(SITI, "/status"), twice=False)
+    assert [r["type"] for r in replies] == ["template"]
+    whatsapp.api.inside_window(SITI)  # the user answers the template within the minute
+    answered = time.time() + 1  # Meta's stamps are whole seconds: the answer's is the next
+    replies = await whatsapp.say(wp.text_message(SITI, "lapor", timestamp=answered), twice=False)
+    assert replies and all(r["type"] != "template" for r in replies)
+    assert any(choices_of(r) for r in replies)  # the buttons are back
+
+
+async def test_a_late_delivery_is_judged_by_the_message_own_time(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
+    """A message Meta delivers a day late (our server was down) opens no window: its reply
+    goes straight out as a template, no free-form send is wasted on a 131047."""
+    await _world(sessions)
+    registered = (utcnow() - timedelta(hours=30)).timestamp()
+    await whatsapp.say(wp.text_message(SITI, "halo", name="Siti", timestamp=registered))
+    await _last_seen(whatsapp, timedelta(hours=30))  # registration stores when it was handled
+    whatsapp.api.outside_window(SITI)  # what Meta thinks: the user last wrote 25 hours ago
+    sent = (utcnow() - timedelta(hours=25)).timestamp()
+    replies = await whatsapp.say(wp.text_message(SITI, "/status", timestamp=sent), twice=False)
+    assert [r["type"] for r in replies] == ["template"]
+    assert not any(r.failed for r in whatsapp.api.requests)
+
+
+async def test_undeliverable_in_a_failed_receipt_marks_the_number_unreachable(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
+    """Meta often accepts the send and reports 131026 later, in a failed status."""
+    await _world(sessions)
+    await _register(whatsapp)
+    welcome = (await whatsapp.outbox())[0]
+    assert welcome.provider_message_id
+    await whatsapp.post(
+        wp.status_update(welcome.provider_message_id, "failed", SITI, errors=[131026])
+    )
+    async with whatsapp.app.sessions() as session:
+        identity = (await session.exec(select(ChannelIdentity))).one()
+        assert identity.unreachable_since is not None
+
+
+# --- issue 12 item 16: the webhook's body cap --------------------------------------------
+
+
+async def test_a_webhook_body_over_1_mb_is_refused_unread(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
+    """Signed or not, declared or streamed without a length: 413, and nothing stored."""
+    await _world(sessions)
+    big = wp.encode(wp.text_message(SITI, "x" * (1024 * 1024)))
+    headers = wp.signed_headers(big, SECRET)
+    response = await whatsapp.client.post(WEBHOOK_PATH, content=big, headers=headers)
+    assert response.status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:  # chunked: no Content-Length to trust
+        for start in range(0, len(big), 64 * 1024):
+            yield big[start : start + 64 * 1024]
+
+    response = await whatsapp.client.post(WEBHOOK_PATH, content=chunks(), headers=headers)
+    assert response.status_code == 413
+    await whatsapp.settle()
+    assert await whatsapp.inbox_count() == 0
+
+
+# --- issue 12 item 17: one log line per failure, quiet success ----------------------------
+
+
+def _channel_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r
+        for r in caplog.records
+        if r.name.startswith("bot.channels.whatsapp") and r.levelno >= logging.INFO
+    ]
+
+
+async def test_each_failure_leaves_one_line_and_success_none(
+    whatsapp: WhatsApp, sessions: Sessions, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _world(sessions)
+    await _register(whatsapp)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        await whatsapp.say(wp.text_message(SITI, "/status"), twice=False)
+        assert _channel_lines(caplog) == []  # quiet success
+
+        whatsapp.api.fail_next(130429, to=SITI)
+        await whatsapp.say(wp.text_message(SITI, "/status"), twice=False)
+        whatsapp.api.fail_next(131026, to=SITI)
+        await whatsapp.say(wp.text_message(SITI, "/bantuan"), twice=False)
+        event = FileReceived(
+            channel=Channel.whatsapp, user_key=SITI, chat_id=SITI, message_id="m", file_ref="404"
+        )
+        with pytest.raises(FetchFailed):
+            await whatsapp.adapter.fetch_file(event, max_bytes=10_000)
+        sent = (await whatsapp.outbox())[0].provider_message_id
+        assert sent
+        await whatsapp.post(wp.status_update(sent, "failed", SITI, errors=[131000]))
+
+    lines = [r.getMessage() for r in _channel_lines(caplog)]
+    assert len(lines) == 4, lines
+    assert all(line.startswith("whatsapp …0001: ") for line in lines)
+    assert "130429" in lines[0] and "131026" in lines[1] and "download" in lines[2]
+    assert "delivery failed: 131000" in lines[3]
+    assert not any(SITI in line for line in lines)

@@ -14,11 +14,11 @@ import httpx
 from starlette.routing import BaseRoute
 
 from bot.channels.whatsapp import inbound, shapes
-from bot.channels.whatsapp.errors import RetryDelays
+from bot.channels.whatsapp.errors import RetryDelays, short_key
 from bot.channels.whatsapp.media import Media
 from bot.channels.whatsapp.outbound import Outbound, Pacing, Window
 from bot.channels.whatsapp.transport import Webhook
-from bot.engine.channel import Capabilities, Channel
+from bot.engine.channel import Capabilities, Channel, FetchFailed, FileTooLarge
 from bot.engine.events import FileReceived, Inbound, Outgoing
 from storage.evidence import EvidenceStore
 from storage.types import utcnow
@@ -100,6 +100,7 @@ class WhatsAppChannel:
                 inbound.record_receipts, delays=self.delays, window_closed=self.window.close
             ),
             handled=self.outbound.mark_read,
+            seen=self.window.note_inbound,
             max_concurrent_handling=max_concurrent_handling,
         )
 
@@ -134,7 +135,10 @@ class WhatsAppChannel:
 
     def parse_stored(self, payload: dict[str, Any]) -> Inbound | None:
         """An inbox payload as an engine event again (Engine.replay_stored after a restart)."""
-        return inbound.parse_stored(payload)
+        event = inbound.parse_stored(payload)
+        if event is not None:  # the window of a message replayed after a restart
+            self.window.note_inbound(event.chat_id, event.received_at)
+        return event
 
     async def send(
         self, chat_id: str, message: Outgoing, *, last_inbound_at: datetime | None = None
@@ -142,4 +146,10 @@ class WhatsAppChannel:
         return await self.outbound.send(chat_id, message, last_inbound_at)
 
     async def fetch_file(self, event: FileReceived, *, max_bytes: int) -> bytes:
-        return await self.media.fetch(event, max_bytes=max_bytes)
+        try:
+            return await self.media.fetch(event, max_bytes=max_bytes)
+        except (FetchFailed, FileTooLarge) as error:
+            # The one line of a failed download; the engine tells the user.
+            reason = str(error) or type(error).__name__
+            log.warning("whatsapp %s: download failed: %s", short_key(event.user_key), reason)
+            raise

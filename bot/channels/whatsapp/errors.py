@@ -78,12 +78,12 @@ def graph_error(response: httpx.Response) -> tuple[int, str]:
     return error.code, reason
 
 
-def short_key(user_key: str) -> str:
+def short_key(user_key: str | None) -> str:
     """How a log line names a user: never their whole phone number."""
     return f"…{user_key[-4:]}" if user_key else "-"
 
 
-def raise_for_error(response: httpx.Response, delays: RetryDelays, *, recipient: str = "") -> None:
+def raise_for_error(response: httpx.Response, delays: RetryDelays) -> None:
     """Nothing for a success; else the SendError the refusal means."""
     if response.status_code < 400:
         return
@@ -94,10 +94,16 @@ def raise_for_error(response: httpx.Response, delays: RetryDelays, *, recipient:
         raise RecipientUnreachable(reason)
     retry_after = delays.after_refusal(code)
     if retry_after is not None:
-        if code == ACCESS_TOKEN:
-            log.error("whatsapp: access token refused (%s): renew it", reason)
         raise TransientSendError(reason, retry_after=retry_after)
     if code in TRANSIENT_CODES or response.status_code >= 500 or response.status_code == 429:
         raise TransientSendError(reason)
-    log.warning("whatsapp: message to %s refused: %s", short_key(recipient), reason)
     raise PermanentSendError(reason)
+
+
+def log_send_failure(recipient: str, error: Exception) -> None:
+    """The one log line of a failed send (the caller logs nothing else): channel, short user
+    key, reason. A refused token is an error: only the operator can renew it."""
+    reason = str(error)
+    level = logging.ERROR if reason.startswith(f"{ACCESS_TOKEN}:") else logging.WARNING
+    hint = " (renew the access token)" if level == logging.ERROR else ""
+    log.log(level, "whatsapp %s: send failed: %s%s", short_key(recipient), reason, hint)

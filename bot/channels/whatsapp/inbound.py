@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from bot.channels.whatsapp import shapes
-from bot.channels.whatsapp.errors import OUTSIDE_WINDOW, RetryDelays
+from bot.channels.whatsapp.errors import OUTSIDE_WINDOW, UNDELIVERABLE, RetryDelays, short_key
 from bot.channels.whatsapp.payloads import (
     Message,
     Notification,
@@ -185,7 +185,11 @@ async def record_receipts(
     sender is woken; `window_closed` hears first of each user Meta found outside the window, so
     that resend goes out as a template."""
     for status in statuses:
-        if (error := _failure(status)) and error.code == OUTSIDE_WINDOW and status.recipient_id:
+        if (error := _failure(status)) is None:
+            continue
+        reason = f"{error.code}: {error.title or error.message or ''}".strip()
+        log.warning("whatsapp %s: delivery failed: %s", short_key(status.recipient_id), reason)
+        if error.code == OUTSIDE_WINDOW and status.recipient_id:
             window_closed(status.recipient_id)
     updates = [delivery_update(status, delays) for status in statuses]
     outcomes = await record_statuses(engine.sessions, updates)
@@ -202,7 +206,15 @@ def delivery_update(status: Status, delays: RetryDelays) -> DeliveryUpdate:
         error_code=error.code if error else None,
         error_title=(error.title or error.message) if error else None,
         retry_after=delays.after_failed_receipt(failure.code) if failure else None,
+        unreachable=_unreachable(status, failure),
     )
+
+
+def _unreachable(status: Status, failure: StatusError | None) -> tuple[str, str] | None:
+    """131026 in a receipt means what it means at send time: stop sending there."""
+    if failure is None or failure.code != UNDELIVERABLE or not status.recipient_id:
+        return None
+    return (Channel.whatsapp, status.recipient_id)
 
 
 def _failure(status: Status) -> StatusError | None:

@@ -29,18 +29,24 @@ from cachetools import LRUCache, TTLCache
 from pydantic import ValidationError
 
 from bot.channels.whatsapp import shapes, templates
-from bot.channels.whatsapp.errors import OutsideWindow, RetryDelays, raise_for_error
+from bot.channels.whatsapp.errors import (
+    OutsideWindow,
+    RetryDelays,
+    log_send_failure,
+    raise_for_error,
+)
 from bot.channels.whatsapp.media import Media
 from bot.channels.whatsapp.payloads import SendResponse
 from bot.channels.whatsapp.shapes import Json
-from bot.engine.channel import TransientSendError
+from bot.engine.channel import SendError, TransientSendError
 from bot.engine.events import OutFile, Outgoing, outgoing_to_payload
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
 WINDOW = timedelta(hours=24)
-# Our last_inbound_at is when we handled the message, a little after the user sent it.
+# Meta counts from its own timestamp of the user's message; ours is the same stamp, but the
+# stored one is kept to the minute and the send takes a moment: close a little early.
 WINDOW_MARGIN = timedelta(minutes=5)
 PROGRESS_TTL = 15 * 60.0  # seconds a half-sent split message is remembered for its retry
 MAX_RECIPIENTS = 10_000  # paces and closed windows remembered: bounded however many users
@@ -71,26 +77,46 @@ class Pacing:
 
 
 class Window:
-    """Whether a free-form message may go to a user: within 24 h of their last message, unless
-    Meta said otherwise since (131047, at send time or in a failed receipt)."""
+    """Whether a free-form message may go to a user: within 24 h of their last message (by the
+    message's own timestamp), unless Meta said otherwise since (131047, at send time or in a
+    failed receipt).
+
+    Besides the stored time the sender passes in (kept to the minute, and only for registered
+    users), the window remembers each recent message's exact time itself: a user with no
+    identity yet is answered free-form, and an answer to a fallback template reopens the window
+    at once."""
 
     def __init__(self, now: Callable[[], datetime] = utcnow) -> None:
         self.now = now
         self._closed: LRUCache[str, datetime] = LRUCache(maxsize=MAX_RECIPIENTS)
+        self._wrote: LRUCache[str, datetime] = LRUCache(maxsize=MAX_RECIPIENTS)
+
+    def note_inbound(self, chat_id: str, sent_at: datetime) -> None:
+        """A message from the user, stamped by Meta when it was sent (a late delivery keeps
+        its old time, so it opens no window that Meta considers closed)."""
+        sent_at = _aware(sent_at)
+        known = self._wrote.get(chat_id)
+        if known is None or sent_at > known:
+            self._wrote[chat_id] = sent_at
 
     def is_open(self, chat_id: str, last_inbound_at: datetime | None) -> bool:
-        if last_inbound_at is None:
+        times = [_aware(t) for t in (last_inbound_at, self._wrote.get(chat_id)) if t]
+        if not times:
             return False
-        if last_inbound_at.tzinfo is None:
-            last_inbound_at = last_inbound_at.replace(tzinfo=UTC)
-        if self.now() - last_inbound_at >= WINDOW - WINDOW_MARGIN:
+        wrote = max(times)
+        if self.now() - wrote >= WINDOW - WINDOW_MARGIN:
             return False
         closed = self._closed.get(chat_id)
-        return closed is None or closed < last_inbound_at
+        return closed is None or closed < wrote
 
     def close(self, chat_id: str) -> None:
         """Meta refused a free-form message: closed until the user writes again."""
         self._closed[chat_id] = self.now()
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time here is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class Outbound:
@@ -119,6 +145,15 @@ class Outbound:
         )
 
     async def send(
+        self, chat_id: str, message: Outgoing, last_inbound_at: datetime | None
+    ) -> str | None:
+        try:
+            return await self._send(chat_id, message, last_inbound_at)
+        except SendError as error:
+            log_send_failure(chat_id, error)
+            raise
+
+    async def _send(
         self, chat_id: str, message: Outgoing, last_inbound_at: datetime | None
     ) -> str | None:
         if not self.window.is_open(chat_id, last_inbound_at):
@@ -204,7 +239,7 @@ class Outbound:
             response = await self._client.post(self.messages_url, json=body)
         except httpx.HTTPError as error:
             raise TransientSendError(f"network: {error!r}") from error
-        raise_for_error(response, self.delays, recipient=recipient)
+        raise_for_error(response, self.delays)
         try:
             sent = SendResponse.model_validate_json(response.content)
         except ValidationError as error:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -36,6 +37,7 @@ CLOSE_GRACE = 5.0  # seconds running handlers get at shutdown
 
 Receipts = Callable[["Engine", list[Status]], Awaitable[None]]
 Handled = Callable[[str], Awaitable[None]]
+Seen = Callable[[str, datetime], None]
 
 
 class Webhook:
@@ -47,6 +49,7 @@ class Webhook:
         verify_token: str | None,
         receipts: Receipts,
         handled: Handled,
+        seen: Seen,
         max_concurrent_handling: int,
     ) -> None:
         self.phone_number_id = phone_number_id
@@ -54,6 +57,7 @@ class Webhook:
         self.verify_token = verify_token
         self._receipts = receipts  # delivery statuses, recorded before Meta gets its 200
         self._handled = handled  # a message the engine handled (its read receipt)
+        self._seen = seen  # a user wrote, at this time (the 24-hour window)
         self._handling = asyncio.Semaphore(max_concurrent_handling)
         self._tasks: set[asyncio.Task[None]] = set()  # background handlers, kept referenced
         self._engine: Engine | None = None
@@ -124,6 +128,7 @@ class Webhook:
             return PlainTextResponse("ok")
         events, statuses = inbound.collect(note, self.phone_number_id)
         for event in events:
+            self._seen(event.chat_id, event.received_at)
             # Stored first: a message in the inbox survives a crash before it is handled.
             if await engine.store_raw(Channel.whatsapp, event.message_id, event.raw):
                 self._spawn(self._handle(engine, event))
@@ -140,7 +145,7 @@ class Webhook:
             async with self._handling:  # bounded: a burst must not exhaust the DB pool
                 handled = await engine.handle(event)
         except Exception as error:
-            log.error("whatsapp: handling for %s failed: %r", short_key(event.user_key), error)
+            log.error("whatsapp %s: handling failed: %r", short_key(event.user_key), error)
             return
         if handled:
             await self._handled(event.message_id)
