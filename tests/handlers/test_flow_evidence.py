@@ -72,7 +72,8 @@ async def test_receipt_button_takes_the_file_back_with_audit(sessions, data_dir)
     h = await _at_photo_step(sessions, data_dir)
     await h.file(jpeg_bytes("red"), "salah.jpg", photo=True)
     (file,) = await _live_files(sessions)
-    assert (f"rm:{file.id}", "Hapus berkas ini") in h.last_choices()
+    offered = [(choice.rpartition("#")[0], label) for choice, label in h.last_choices()]
+    assert (f"rm:{file.id}", "Hapus berkas ini") in offered  # "#..." names the prompt
     reply = await h.choose(f"rm:{file.id}")
     assert "salah.jpg dihapus" in reply and "Foto kegiatan: 0 berkas" in reply
     assert "Sudah ada: 0" in reply  # asked again for the same requirement
