@@ -4,8 +4,9 @@
 stateDiagram-v2
     [*] --> ChoosePeriod: /lapor (skipped when only one period is open)
     ChoosePeriod --> ChooseAction
-    ChooseAction --> ConfirmReopen: report already submitted
-    ConfirmReopen --> Answer: yes (old version kept)
+    ChooseAction --> ConfirmReopen: report submitted, no revision open
+    ConfirmReopen --> Answer: yes (the submitted version still counts until the revision is sent)
+    ChooseAction --> Answer: revision open: resume it
     ChooseAction --> Answer: draft or returned: resume at the first missing item
     ChooseAction --> Summary: approved (read only) or nothing missing
     Answer --> Answer: valid answer -> next question (bad input: explained, asked again)
@@ -144,8 +145,7 @@ async def _choose_action(turn: Turn, period: Period) -> None:
 
 
 def _state_label(turn: Turn, submission: Submission | None) -> str:
-    status = submission.status.value if submission else "none"
-    return turn.text(f"status.{status}")
+    return turn.text(views.state_key(submission))
 
 
 async def _on_choose_action(turn: Turn) -> None:
@@ -186,7 +186,7 @@ async def _open_submission(turn: Turn, submission: Submission) -> None:
         turn.say("report.approved_read_only", action=title)
         await _show_summary(turn, submission, read_only=True)
         return
-    if submission.status is SubmissionStatus.submitted:
+    if submission.status is SubmissionStatus.submitted and not submission.revision_open:
         turn.goto(FLOW, Step.confirm_reopen)
         turn.ask(
             turn.text("report.already_submitted", action=title, version=submission.version),
@@ -206,7 +206,9 @@ async def _open_submission(turn: Turn, submission: Submission) -> None:
     progress = views.progress(turn, submission)
     answers = await progress.answers()
     check = await progress.check(items)
-    if answers or check.complete:
+    if submission.revision_open:
+        turn.say("report.revision_resuming", action=title, version=submission.version)
+    elif answers or check.complete:
         turn.say("report.resuming", action=title)
     else:
         turn.say("report.starting", action=title, count=len({i.measure.id for i in items}))
@@ -223,7 +225,9 @@ async def _on_confirm_reopen(turn: Turn) -> None:
     if submission is None:
         await start(turn)
         return
-    if choice == "reopen":
+    if choice == "reopen" and submission.revision_open:  # a second tap: already reopened
+        await _open_submission(turn, submission)
+    elif choice == "reopen":
         period = await _period(turn)
         if period is None or not await _period_open(turn, period):
             return

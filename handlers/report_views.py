@@ -74,6 +74,16 @@ def progress(turn: Turn, submission: Submission) -> Progress:
     return found
 
 
+def state_key(submission: Submission | None) -> str:
+    """The locale key of a report's state; a revision in progress shows beside the submitted
+    version, which is the one that counts."""
+    if submission is None:
+        return "status.none"
+    if submission.revision_open:
+        return "status.revision"
+    return f"status.{submission.status.value}"
+
+
 def kinds_label(turn: Turn, kinds: list[str]) -> str:
     return ", ".join(turn.text(KIND_KEYS[kind]) for kind in kinds if kind in KIND_KEYS)
 
@@ -193,7 +203,7 @@ async def summary_text(turn: Turn, submission: Submission, items: list[WalkItem]
             "summary.header",
             action=action.title if action else "",
             period=period.title if period else "",
-            status=turn.text(f"status.{submission.status.value}"),
+            status=turn.text(state_key(submission)),
             version=submission.version,
         )
     ]

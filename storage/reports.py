@@ -426,6 +426,7 @@ async def submit(
     *, session: AsyncSession, submission: Submission, contact_id: int | None, now: datetime
 ) -> None:
     submission.status = SubmissionStatus.submitted
+    submission.revision_open = False
     submission.submitted_at = now
     submission.submitted_by_id = contact_id
     submission.updated_at = now
@@ -442,7 +443,8 @@ async def submit(
 async def reopen(
     *, session: AsyncSession, submission: Submission, contact_id: int | None, now: datetime
 ) -> None:
-    """Keep the submitted version as a snapshot, then make the report a draft again."""
+    """Keep the submitted version as a snapshot and open a revision beside it: the report stays
+    `submitted` (that snapshot counts) until the revision is submitted in turn."""
     answers = await answers_by_question(session=session, submission_id=submission.id or 0)
     files = await evidence_files(session=session, submission_id=submission.id or 0)
     snapshot: dict[str, Any] = {
@@ -476,7 +478,7 @@ async def reopen(
         )
     )
     submission.version += 1
-    submission.status = SubmissionStatus.draft
+    submission.revision_open = True
     submission.updated_at = now
     record_audit(
         session=session,

@@ -1,0 +1,113 @@
+"""What the report flow says about a report's state: a revision beside the submitted version, a
+closed period, a date far from the period's year, and the texts around them (issue #12)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage import oversight
+from storage.models import Contact, Submission, SubmissionStatus
+from storage.types import utcnow
+from tests.support.factories import FOCAL_PHONE, World, make_world
+from tests.support.harness import Harness, jpeg_bytes
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def _world(sessions: Sessions) -> World:
+    async with sessions() as session:
+        world = await make_world(session)
+        await session.commit()
+    return world
+
+
+async def _registered(sessions: Sessions, data_dir: Path) -> Harness:
+    h = Harness(sessions, data_dir)
+    await h.text("halo")
+    await h.contact(FOCAL_PHONE)
+    return h
+
+
+async def _submit_simple_action(h: Harness, world: World) -> None:
+    """Report the one-measure action (a number and a photo) and submit it."""
+    await h.text("/lapor")
+    await h.choose(f"a:{world.second_action.id}")
+    await h.text("5")
+    await h.file(jpeg_bytes(), "kegiatan.jpg", photo=True)
+    reply = await h.text("/selesai")
+    assert "Semua sudah lengkap" in reply
+    await h.choose("submit")
+    assert "terkirim" in await h.choose("yes")
+
+
+async def _coordinator_submitted(sessions: Sessions, world: World) -> int:
+    async with sessions() as session:
+        coordinator = await session.get(Contact, world.coordinator.id)
+        assert coordinator is not None
+        rows = await oversight.status_counts(session=session, contact=coordinator, now=utcnow())
+    return sum(row.submitted for row in rows)
+
+
+async def test_an_abandoned_revision_leaves_the_submitted_version_counting(
+    sessions: Sessions, data_dir: Path
+) -> None:
+    world = await _world(sessions)
+    h = await _registered(sessions, data_dir)
+    await _submit_simple_action(h, world)
+
+    await h.text("/lapor")
+    reply = await h.choose(f"a:{world.second_action.id}")
+    assert "sudah terkirim" in reply
+    await h.choose("reopen")
+    await h.text("7")  # a changed answer in the revision, then the user walks away
+    await h.text("/batal")
+
+    reply = await h.text("/status")
+    assert "Terkirim 1 dari 2" in reply
+    assert "revisi" in reply  # the draft beside it is visible too
+    assert await _coordinator_submitted(sessions, world) == 1
+    async with sessions() as session:
+        submission = (
+            await session.exec(
+                select(Submission).where(Submission.action_id == world.second_action.id)
+            )
+        ).one()
+        assert submission.status is SubmissionStatus.submitted
+        assert submission.revision_open
+
+
+async def test_a_revision_counts_once_it_is_submitted_itself(
+    sessions: Sessions, data_dir: Path
+) -> None:
+    world = await _world(sessions)
+    h = await _registered(sessions, data_dir)
+    await _submit_simple_action(h, world)
+    await h.text("/lapor")
+    await h.choose(f"a:{world.second_action.id}")
+    await h.choose("reopen")
+    await h.text("/batal")
+
+    # Back later: the open revision is resumed, not reopened a second time.
+    await h.text("/lapor")
+    reply = await h.choose(f"a:{world.second_action.id}")
+    assert "revisi" in reply.lower()
+    await h.text("8")
+    await h.text("/selesai")
+    await h.choose("submit")
+    reply = await h.choose("yes")
+    assert "versi 2" in reply
+    async with sessions() as session:
+        submission = (
+            await session.exec(
+                select(Submission).where(Submission.action_id == world.second_action.id)
+            )
+        ).one()
+        assert submission.status is SubmissionStatus.submitted
+        assert not submission.revision_open
+        assert submission.version == 2
+    reply = await h.text("/status")
+    assert "Terkirim 1 dari 2" in reply and "revisi" not in reply
