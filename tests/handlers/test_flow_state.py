@@ -3,14 +3,17 @@ closed period, a date far from the period's year, and the texts around them (iss
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.app import console_greeting
 from storage import oversight
-from storage.models import Contact, Submission, SubmissionStatus
+from storage.demo import seed_demo
+from storage.models import Contact, Role, Submission, SubmissionStatus
 from storage.types import utcnow
 from tests.support.factories import FOCAL_PHONE, World, make_world
 from tests.support.harness import Harness, jpeg_bytes
@@ -111,3 +114,36 @@ async def test_a_revision_counts_once_it_is_submitted_itself(
         assert submission.version == 2
     reply = await h.text("/status")
     assert "Terkirim 1 dari 2" in reply and "revisi" not in reply
+
+
+# --- texts (item 11) ---------------------------------------------------------------------------
+
+
+async def test_a_measure_is_called_ukuran_keberhasilan(sessions: Sessions, data_dir: Path) -> None:
+    world = await _world(sessions)
+    h = await _registered(sessions, data_dir)
+    await h.text("/lapor")
+    reply = await h.choose(f"a:{world.second_action.id}")
+    assert "Ukuran keberhasilan 1/1" in reply
+
+
+async def test_the_admins_welcome_names_a_scope(sessions: Sessions, data_dir: Path) -> None:
+    await _world(sessions)
+    async with sessions() as session:
+        session.add(Contact(name="Ani Admin", phone="+6281200000009", role=Role.admin))
+        await session.commit()
+    h = Harness(sessions, data_dir)
+    await h.text("halo")
+    reply = await h.contact("+6281200000009")
+    assert "Ani Admin" in reply
+    assert "untuk <b>-</b>" not in reply and "seluruh wilayah" in reply
+
+
+async def test_the_console_greeting_offers_the_demo_number_only_with_demo_data(
+    sessions: Sessions,
+) -> None:
+    assert "081200000001" not in await console_greeting(sessions)
+    async with sessions() as session:
+        await seed_demo(session=session, today=date.today())
+        await session.commit()
+    assert "081200000001" in await console_greeting(sessions)
