@@ -19,9 +19,12 @@ stateDiagram-v2
     Summary --> ConfirmSubmit: submit (only when complete)
     ConfirmSubmit --> [*]: yes -> submitted
     Summary --> [*]: later (draft kept)
+    Answer --> [*]: the period closed meanwhile: said (with the deadline and whom to contact)
 ```
 Every step keeps what was given in the database at once, so /batal, a lost connection or a
-restart never loses an answer; /lapor resumes at the first thing still missing.
+restart never loses an answer; /lapor resumes at the first thing still missing. Once the
+period's deadline passes, the next message of an open report (any step after choosing) ends the
+flow and says so; /lapor then names the closed period.
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ async def start(turn: Turn) -> None:
     )
     if not periods:
         turn.leave_flow()
-        turn.say("report.no_open_period")
+        await _say_no_open_period(turn, contact.office_id, timezone)
         return
     if len(periods) == 1:
         await _choose_action(turn, periods[0][1])
@@ -101,11 +104,28 @@ async def start(turn: Turn) -> None:
     )
 
 
+async def _say_no_open_period(turn: Turn, office_id: int, timezone: str) -> None:
+    """No period is open: name the one that closed last, with what to do about it."""
+    closed = await reports.last_closed_period_for_office(
+        session=turn.session, office_id=office_id, timezone=timezone, now=turn.now
+    )
+    if closed is None:
+        turn.say("report.no_open_period")
+        return
+    deadline = await views.deadline_text(turn, closed)
+    turn.say("report.closed_at_start", period=closed.title, deadline=deadline)
+
+
 async def handle(turn: Turn) -> None:
     step = Step.__members__.get(turn.step or "")
     if step is None:
         await start(turn)
         return
+    if step in AFTER_CHOOSING:
+        # The deadline may have passed since the last message: collect nothing more then.
+        period = await _period(turn)
+        if period is not None and not await _period_open(turn, period):
+            return
     await STEP_HANDLERS[step](turn)
 
 
@@ -601,7 +621,8 @@ async def _period_open(turn: Turn, period: Period) -> bool:
     ):
         return True
     turn.leave_flow()
-    turn.say("report.period_closed", period=period.title)
+    deadline = await views.deadline_text(turn, period)
+    turn.say("report.period_closed", period=period.title, deadline=deadline)
     return False
 
 
@@ -619,6 +640,15 @@ async def _current(turn: Turn) -> tuple[Submission | None, list[WalkItem], WalkI
     key = turn.get("item")
     return submission, items, next((i for i in items if i.key == key), None)
 
+
+# Steps inside a chosen report: each message there first checks that its period is still open.
+AFTER_CHOOSING = {
+    Step.confirm_reopen,
+    Step.answer,
+    Step.evidence,
+    Step.summary,
+    Step.confirm_submit,
+}
 
 STEP_HANDLERS: dict[Step, Callable[[Turn], Awaitable[None]]] = {
     Step.choose_period: _on_choose_period,

@@ -102,7 +102,8 @@ async def region_timezone(turn: Turn) -> str:
 
 
 async def deadline_text(turn: Turn, period: Period) -> str:
-    """'Batas: 25 Agustus 2025 pukul 23.59 WIB (3 hari lagi)' in the user's own zone."""
+    """'Batas: 25 Agustus 2025 pukul 23.59 WIB (3 hari lagi)' in the user's own zone; '(lewat
+    2 hari)' once it has passed."""
     if period.due_on is None:
         return ""
     timezone = await region_timezone(turn)
@@ -110,12 +111,15 @@ async def deadline_text(turn: Turn, period: Period) -> str:
         ZoneInfo(timezone)
     )
     left = days_left(period.due_on, turn.now, timezone)
-    key = "deadline.today" if left == 0 else "deadline.days_left"
+    if left < 0:  # "lewat 1 hari", never "(-1 hari lagi)"
+        key, days = "deadline.overdue", -left
+    else:
+        key, days = ("deadline.today" if left == 0 else "deadline.days_left"), left
     return turn.text(
         key,
         date=long_date(turn, last_minute),
         zone=zone_abbreviation(timezone),
-        days=left,
+        days=days,
     )
 
 

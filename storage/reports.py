@@ -36,7 +36,7 @@ from storage.models import (
     SubmissionStatus,
     SubmissionVersion,
 )
-from storage.periods import window
+from storage.periods import deadline, window
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,19 @@ async def open_periods_for_office(
         and period.due_on
         and window(period.opens_on, period.due_on, timezone).is_open(now)
     ]
+
+
+async def last_closed_period_for_office(
+    *, session: AsyncSession, office_id: int, timezone: str, now: datetime
+) -> Period | None:
+    """The period of this office's programmes whose deadline passed most recently, if any."""
+    rows = (await session.exec(_PERIODS_FOR_OFFICE, params={"office_id": office_id})).all()
+    closed = [
+        (period.due_on, period)
+        for _, period in rows
+        if period.due_on and now >= deadline(period.due_on, timezone)
+    ]
+    return max(closed, key=lambda pair: pair[0], default=(None, None))[1]
 
 
 async def get_period(*, session: AsyncSession, period_id: int) -> Period | None:

@@ -3,7 +3,7 @@ closed period, a date far from the period's year, and the texts around them (iss
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -13,7 +13,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.app import console_greeting
 from storage import oversight
 from storage.demo import seed_demo
-from storage.models import Contact, Role, Submission, SubmissionStatus
+from storage.models import (
+    Answer,
+    Contact,
+    EvidenceFile,
+    Role,
+    Submission,
+    SubmissionStatus,
+)
+from storage.periods import deadline
 from storage.types import utcnow
 from tests.support.factories import FOCAL_PHONE, World, make_world
 from tests.support.harness import Harness, jpeg_bytes
@@ -147,3 +155,44 @@ async def test_the_console_greeting_offers_the_demo_number_only_with_demo_data(
         await seed_demo(session=session, today=date.today())
         await session.commit()
     assert "081200000001" in await console_greeting(sessions)
+
+
+# --- a closed period (item 3) ------------------------------------------------------------------
+
+
+def _after_deadline(h: Harness, world: World, *, days: int) -> None:
+    """Time passes: the engine's clock moves to `days` local days after the due date."""
+    assert world.period.due_on is not None
+    later = deadline(world.period.due_on, "Asia/Jakarta") + timedelta(days=days - 1, hours=1)
+    h.engine.clock = lambda: later
+
+
+async def test_a_flow_open_when_the_period_closes_stops_at_the_next_message(
+    sessions: Sessions, data_dir: Path
+) -> None:
+    world = await _world(sessions)
+    h = await _registered(sessions, data_dir)
+    await h.text("/lapor")
+    await h.choose(f"a:{world.second_action.id}")
+    await h.text("5")
+    _after_deadline(h, world, days=1)
+
+    reply = await h.file(jpeg_bytes(), "kegiatan.jpg", photo=True)
+    assert "sudah ditutup" in reply and "koordinator" in reply
+    assert "lewat 1 hari" in reply and "Periode Periode" not in reply
+    async with sessions() as session:
+        assert (await session.exec(select(EvidenceFile))).all() == []
+    reply = await h.text("6")  # the flow has ended: nothing more is collected
+    async with sessions() as session:
+        assert [a.value for a in (await session.exec(select(Answer))).all()] == ["5"]
+
+
+async def test_lapor_after_the_deadline_says_the_period_closed(
+    sessions: Sessions, data_dir: Path
+) -> None:
+    world = await _world(sessions)
+    h = await _registered(sessions, data_dir)
+    _after_deadline(h, world, days=2)
+    reply = await h.text("/lapor")
+    assert "<b>Periode B08</b> sudah ditutup" in reply and "Periode Periode" not in reply
+    assert "lewat 2 hari" in reply and "koordinator" in reply
