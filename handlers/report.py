@@ -10,6 +10,7 @@ stateDiagram-v2
     ChooseAction --> Answer: draft or returned: resume at the first missing item
     ChooseAction --> Summary: approved (read only) or nothing missing
     Answer --> Answer: valid answer -> next question (bad input: explained, asked again)
+    Answer --> Answer: a date far from the programme's year: "yakin?" first (yes saves it)
     Answer --> Evidence: questions of the measure done
     Evidence --> Evidence: file accepted / refused with the reason
     Evidence --> Answer: /selesai -> next measure
@@ -30,6 +31,7 @@ flow and says so; /lapor then names the closed period.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import date
 from enum import StrEnum
 
 from bot.engine.events import (
@@ -295,6 +297,15 @@ async def _on_answer(turn: Turn) -> None:
         return
     event, question = turn.event, item.question
     choice = _choice(turn)
+    pending = turn.get("pending_date")
+    if pending:  # whatever comes now settles the "yakin?" of a far date
+        turn.goto(FLOW, Step.answer, pending_date=None)
+    if pending and choice == "date_ok":
+        await _save_and_next(turn, submission, items, item, pending)
+        return
+    if pending and choice == "date_change":
+        await _go_to_item(turn, submission, items, item.key)
+        return
     if choice == "keep" or (choice == "skip" and not question.required):
         await _next_item(turn, submission, items, item.key)
         return
@@ -317,11 +328,47 @@ async def _on_answer(turn: Turn) -> None:
         turn.say(parsed.key, **parsed.values)
         turn.repeat_prompt()
         return
+    if question.kind is QuestionKind.date and await _confirm_far_date(turn, submission, parsed):
+        return
+    await _save_and_next(turn, submission, items, item, parsed)
+
+
+async def _confirm_far_date(turn: Turn, submission: Submission, iso: str) -> bool:
+    """Ask "yakin?" for a date far from the programme's year (a typo of the year, most often);
+    True when asked. Dates from the programme's year to the period's deadline are plausible."""
+    period = await reports.get_period(session=turn.session, period_id=submission.period_id)
+    programme = (
+        await reports.get_programme(session=turn.session, programme_id=period.programme_id)
+        if period
+        else None
+    )
+    if period is None or programme is None:
+        return False
+    day = date.fromisoformat(iso)
+    latest = max(date(programme.year, 12, 31), period.due_on or date.min)
+    if date(programme.year, 1, 1) <= day <= latest:
+        return False
+    turn.goto(FLOW, Step.answer, pending_date=iso)
+    turn.ask(
+        turn.text("answer.date_far", date=views.long_date(turn, day), year=programme.year),
+        [
+            Choice("date_ok", turn.text("button.date_ok")),
+            Choice("date_change", turn.text("button.date_change")),
+        ],
+    )
+    return True
+
+
+async def _save_and_next(
+    turn: Turn, submission: Submission, items: list[WalkItem], item: WalkItem, value: str
+) -> None:
+    question = item.question
+    assert question is not None
     await reports.save_answer(
         session=turn.session,
         submission=submission,
         question_id=question.id or 0,
-        value=parsed,
+        value=value,
         contact_id=_contact_id(turn),
         now=turn.now,
         # The next question shows its current answer: read them all once, now.

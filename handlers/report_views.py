@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -88,7 +88,7 @@ def kinds_label(turn: Turn, kinds: list[str]) -> str:
     return ", ".join(turn.text(KIND_KEYS[kind]) for kind in kinds if kind in KIND_KEYS)
 
 
-def long_date(turn: Turn, day: datetime) -> str:
+def long_date(turn: Turn, day: date) -> str:
     months = MONTHS_ID if turn.language == "id" else MONTHS_EN
     return f"{day.day} {months[day.month - 1]} {day.year}"
 

@@ -118,6 +118,10 @@ async def get_period(*, session: AsyncSession, period_id: int) -> Period | None:
     return await _catalogue_row(session, Period, period_id)
 
 
+async def get_programme(*, session: AsyncSession, programme_id: int) -> Programme | None:
+    return await _catalogue_row(session, Programme, programme_id)
+
+
 async def get_action(*, session: AsyncSession, action_id: int) -> Action | None:
     return await _catalogue_row(session, Action, action_id)
 
@@ -134,7 +138,7 @@ _cache: TTLCache[tuple[object, ...], object] = TTLCache(
     maxsize=10_000, ttl=CACHE_SECONDS, timer=lambda: clock()
 )
 
-CatalogueRow = TypeVar("CatalogueRow", Action, Period, Region, Office)
+CatalogueRow = TypeVar("CatalogueRow", Action, Period, Programme, Region, Office)
 
 
 async def _catalogue_row(

@@ -196,3 +196,44 @@ async def test_lapor_after_the_deadline_says_the_period_closed(
     reply = await h.text("/lapor")
     assert "<b>Periode B08</b> sudah ditutup" in reply and "Periode Periode" not in reply
     assert "lewat 2 hari" in reply and "koordinator" in reply
+
+
+# --- a date far from the period's year (item 13) -----------------------------------------------
+
+
+async def _at_the_date_question(h: Harness, world: World) -> None:
+    await h.text("/lapor")
+    await h.choose(f"a:{world.action.id}")
+    await h.text("25")
+    await h.choose("yes")
+    await h.choose("skip")
+    await h.file(jpeg_bytes(), "kegiatan.jpg", photo=True)
+    assert "Tanggal penetapan" in await h.text("/selesai")
+
+
+async def test_a_date_far_from_the_programme_year_is_confirmed_first(
+    sessions: Sessions, data_dir: Path
+) -> None:
+    world = await _world(sessions)  # the programme is Aksi HAM 2025
+    h = await _registered(sessions, data_dir)
+    await _at_the_date_question(h, world)
+    reply = await h.text("20-08-2023")
+    assert "yakin" in reply.lower() and "2025" in reply
+    async with sessions() as session:
+        assert "2023-08-20" not in {a.value for a in (await session.exec(select(Answer))).all()}
+    reply = await h.choose("date_ok")
+    assert "Jenis bantuan" in reply
+    async with sessions() as session:
+        assert "2023-08-20" in {a.value for a in (await session.exec(select(Answer))).all()}
+
+
+async def test_a_corrected_date_needs_no_confirmation(sessions: Sessions, data_dir: Path) -> None:
+    world = await _world(sessions)
+    h = await _registered(sessions, data_dir)
+    await _at_the_date_question(h, world)
+    assert "yakin" in (await h.text("20-08-2023")).lower()
+    reply = await h.text("20-08-2025")  # typed again instead of pressing a button
+    assert "Jenis bantuan" in reply and "yakin" not in reply.lower()
+    async with sessions() as session:
+        values = {a.value for a in (await session.exec(select(Answer))).all()}
+    assert "2025-08-20" in values and "2023-08-20" not in values
