@@ -25,6 +25,7 @@ from scheduler.outbox import OutboxSender
 from storage.db import create_engine, session_factory, transaction
 from storage.evidence import EvidenceStore, LocalEvidenceStore
 from storage.files import private_directory
+from storage.identities import find_contact_by_phone
 from storage.migrate import upgrade_async
 
 if TYPE_CHECKING:  # each channel module pulls its chat library: imported only when configured
@@ -141,18 +142,29 @@ async def run_console(settings: Settings, *, input_stream: TextIO | None = None)
             app.engine.handle,
             app.sender.drain_all,
             input_stream=input_stream,
-            greeting=console_greeting(),
+            greeting=await console_greeting(app.sessions),
         )
     finally:
         await http.stop()
         await app.close()
 
 
-def console_greeting() -> str:
+async def console_greeting(sessions: async_sessionmaker[AsyncSession]) -> str:
+    """The console's first lines; the demo focal point's number only when that contact is in
+    the database (after `laporham demo`), since elsewhere it would register no one."""
+    from storage.demo import DEMO_FOCAL_POINT_PHONE  # the demo module only for its number
+
+    async with sessions() as session:
+        demo = await find_contact_by_phone(session=session, phone=DEMO_FOCAL_POINT_PHONE)
+    login = (
+        "Demo: ketik /kontak 081200000001 untuk masuk sebagai focal point demo, lalu /lapor.\n"
+        if demo is not None
+        else "Masuk dengan /kontak NOMOR_HP (nomor Anda di daftar kontak), lalu /lapor.\n"
+    )
     return (
         "LaporHAM — kanal konsol. Ketik pesan seperti di ponsel; /file PATH mengirim berkas.\n"
-        "Demo: ketik /kontak 081200000001 untuk masuk sebagai focal point demo, lalu /lapor.\n"
-        "Akhiri dengan Ctrl-D."
+        + login
+        + "Akhiri dengan Ctrl-D."
     )
 
 

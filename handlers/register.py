@@ -196,7 +196,7 @@ async def welcome(turn: Turn, contact: Contact) -> None:
                 "register.welcome",
                 name=contact.name,
                 role=role_label(turn, contact),
-                scope=await scope_label(turn.session, contact),
+                scope=await scope_label(turn, contact),
             )
         )
     )

@@ -4,11 +4,13 @@
 stateDiagram-v2
     [*] --> ChoosePeriod: /lapor (skipped when only one period is open)
     ChoosePeriod --> ChooseAction
-    ChooseAction --> ConfirmReopen: report already submitted
-    ConfirmReopen --> Answer: yes (old version kept)
+    ChooseAction --> ConfirmReopen: report submitted, no revision open
+    ConfirmReopen --> Answer: yes (the submitted version still counts until the revision is sent)
+    ChooseAction --> Answer: revision open: resume it
     ChooseAction --> Answer: draft or returned: resume at the first missing item
     ChooseAction --> Summary: approved (read only) or nothing missing
     Answer --> Answer: valid answer -> next question (bad input: explained, asked again)
+    Answer --> Answer: a date far from the programme's year: "yakin?" first (yes saves it)
     Answer --> Evidence: questions of the measure done
     Evidence --> Evidence: file accepted / already there (counted once) / refused with the reason
     Evidence --> Evidence: /hapus or the receipt's button: a file taken back (audited)
@@ -21,14 +23,18 @@ stateDiagram-v2
     Summary --> ConfirmSubmit: submit (only when complete)
     ConfirmSubmit --> [*]: yes -> submitted
     Summary --> [*]: later (draft kept)
+    Answer --> [*]: the period closed meanwhile: said (with the deadline and whom to contact)
 ```
 Every step keeps what was given in the database at once, so /batal, a lost connection or a
-restart never loses an answer; /lapor resumes at the first thing still missing.
+restart never loses an answer; /lapor resumes at the first thing still missing. Once the
+period's deadline passes, the next message of an open report (any step after choosing) ends the
+flow and says so; /lapor then names the closed period.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import date
 from enum import StrEnum
 
 from bot.engine.events import (
@@ -90,7 +96,7 @@ async def start(turn: Turn) -> None:
     )
     if not periods:
         turn.leave_flow()
-        turn.say("report.no_open_period")
+        await _say_no_open_period(turn, contact.office_id, timezone)
         return
     if len(periods) == 1:
         await _choose_action(turn, periods[0][1])
@@ -105,11 +111,28 @@ async def start(turn: Turn) -> None:
     )
 
 
+async def _say_no_open_period(turn: Turn, office_id: int, timezone: str) -> None:
+    """No period is open: name the one that closed last, with what to do about it."""
+    closed = await reports.last_closed_period_for_office(
+        session=turn.session, office_id=office_id, timezone=timezone, now=turn.now
+    )
+    if closed is None:
+        turn.say("report.no_open_period")
+        return
+    deadline = await views.deadline_text(turn, closed)
+    turn.say("report.closed_at_start", period=closed.title, deadline=deadline)
+
+
 async def handle(turn: Turn) -> None:
     step = Step.__members__.get(turn.step or "")
     if step is None:
         await start(turn)
         return
+    if step in AFTER_CHOOSING:
+        # The deadline may have passed since the last message: collect nothing more then.
+        period = await _period(turn)
+        if period is not None and not await _period_open(turn, period):
+            return
     await STEP_HANDLERS[step](turn)
 
 
@@ -149,8 +172,7 @@ async def _choose_action(turn: Turn, period: Period) -> None:
 
 
 def _state_label(turn: Turn, submission: Submission | None) -> str:
-    status = submission.status.value if submission else "none"
-    return turn.text(f"status.{status}")
+    return turn.text(views.state_key(submission))
 
 
 async def _on_choose_action(turn: Turn) -> None:
@@ -191,7 +213,7 @@ async def _open_submission(turn: Turn, submission: Submission) -> None:
         turn.say("report.approved_read_only", action=title)
         await _show_summary(turn, submission, read_only=True)
         return
-    if submission.status is SubmissionStatus.submitted:
+    if submission.status is SubmissionStatus.submitted and not submission.revision_open:
         turn.goto(FLOW, Step.confirm_reopen)
         turn.ask(
             turn.text("report.already_submitted", action=title, version=submission.version),
@@ -211,7 +233,9 @@ async def _open_submission(turn: Turn, submission: Submission) -> None:
     progress = views.progress(turn, submission)
     answers = await progress.answers()
     check = await progress.check(items)
-    if answers or check.complete:
+    if submission.revision_open:
+        turn.say("report.revision_resuming", action=title, version=submission.version)
+    elif answers or check.complete:
         turn.say("report.resuming", action=title)
     else:
         turn.say("report.starting", action=title, count=len({i.measure.id for i in items}))
@@ -228,7 +252,9 @@ async def _on_confirm_reopen(turn: Turn) -> None:
     if submission is None:
         await start(turn)
         return
-    if choice == "reopen":
+    if choice == "reopen" and submission.revision_open:  # a second tap: already reopened
+        await _open_submission(turn, submission)
+    elif choice == "reopen":
         period = await _period(turn)
         if period is None or not await _period_open(turn, period):
             return
@@ -276,6 +302,15 @@ async def _on_answer(turn: Turn) -> None:
         return
     event, question = turn.event, item.question
     choice = _choice(turn)
+    pending = turn.get("pending_date")
+    if pending:  # whatever comes now settles the "yakin?" of a far date
+        turn.goto(FLOW, Step.answer, pending_date=None)
+    if pending and choice == "date_ok":
+        await _save_and_next(turn, submission, items, item, pending)
+        return
+    if pending and choice == "date_change":
+        await _go_to_item(turn, submission, items, item.key)
+        return
     if choice == "keep" or (choice == "skip" and not question.required):
         await _next_item(turn, submission, items, item.key)
         return
@@ -298,11 +333,47 @@ async def _on_answer(turn: Turn) -> None:
         turn.say(parsed.key, **parsed.values)
         turn.repeat_prompt()
         return
+    if question.kind is QuestionKind.date and await _confirm_far_date(turn, submission, parsed):
+        return
+    await _save_and_next(turn, submission, items, item, parsed)
+
+
+async def _confirm_far_date(turn: Turn, submission: Submission, iso: str) -> bool:
+    """Ask "yakin?" for a date far from the programme's year (a typo of the year, most often);
+    True when asked. Dates from the programme's year to the period's deadline are plausible."""
+    period = await reports.get_period(session=turn.session, period_id=submission.period_id)
+    programme = (
+        await reports.get_programme(session=turn.session, programme_id=period.programme_id)
+        if period
+        else None
+    )
+    if period is None or programme is None:
+        return False
+    day = date.fromisoformat(iso)
+    latest = max(date(programme.year, 12, 31), period.due_on or date.min)
+    if date(programme.year, 1, 1) <= day <= latest:
+        return False
+    turn.goto(FLOW, Step.answer, pending_date=iso)
+    turn.ask(
+        turn.text("answer.date_far", date=views.long_date(turn, day), year=programme.year),
+        [
+            Choice("date_ok", turn.text("button.date_ok")),
+            Choice("date_change", turn.text("button.date_change")),
+        ],
+    )
+    return True
+
+
+async def _save_and_next(
+    turn: Turn, submission: Submission, items: list[WalkItem], item: WalkItem, value: str
+) -> None:
+    question = item.question
+    assert question is not None
     await reports.save_answer(
         session=turn.session,
         submission=submission,
         question_id=question.id or 0,
-        value=parsed,
+        value=value,
         contact_id=_contact_id(turn),
         now=turn.now,
         # The next question shows its current answer: read them all once, now.
@@ -823,7 +894,8 @@ async def _period_open(turn: Turn, period: Period) -> bool:
     ):
         return True
     turn.leave_flow()
-    turn.say("report.period_closed", period=period.title)
+    deadline = await views.deadline_text(turn, period)
+    turn.say("report.period_closed", period=period.title, deadline=deadline)
     return False
 
 
@@ -841,6 +913,15 @@ async def _current(turn: Turn) -> tuple[Submission | None, list[WalkItem], WalkI
     key = turn.get("item")
     return submission, items, next((i for i in items if i.key == key), None)
 
+
+# Steps inside a chosen report: each message there first checks that its period is still open.
+AFTER_CHOOSING = {
+    Step.confirm_reopen,
+    Step.answer,
+    Step.evidence,
+    Step.summary,
+    Step.confirm_submit,
+}
 
 STEP_HANDLERS: dict[Step, Callable[[Turn], Awaitable[None]]] = {
     Step.choose_period: _on_choose_period,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -75,6 +75,16 @@ def progress(turn: Turn, submission: Submission) -> Progress:
     return found
 
 
+def state_key(submission: Submission | None) -> str:
+    """The locale key of a report's state; a revision in progress shows beside the submitted
+    version, which is the one that counts."""
+    if submission is None:
+        return "status.none"
+    if submission.revision_open:
+        return "status.revision"
+    return f"status.{submission.status.value}"
+
+
 def kinds_label(turn: Turn, kinds: list[str]) -> str:
     return ", ".join(turn.text(KIND_KEYS[kind]) for kind in kinds if kind in KIND_KEYS)
 
@@ -94,7 +104,7 @@ def _either(turn: Turn, words: list[str]) -> str:
     return ", ".join(words[:-1]) + f" {turn.text('accept.or')} " + words[-1]
 
 
-def long_date(turn: Turn, day: datetime) -> str:
+def long_date(turn: Turn, day: date) -> str:
     months = MONTHS_ID if turn.language == "id" else MONTHS_EN
     return f"{day.day} {months[day.month - 1]} {day.year}"
 
@@ -108,7 +118,8 @@ async def region_timezone(turn: Turn) -> str:
 
 
 async def deadline_text(turn: Turn, period: Period) -> str:
-    """'Batas: 25 Agustus 2025 pukul 23.59 WIB (3 hari lagi)' in the user's own zone."""
+    """'Batas: 25 Agustus 2025 pukul 23.59 WIB (3 hari lagi)' in the user's own zone; '(lewat
+    2 hari)' once it has passed."""
     if period.due_on is None:
         return ""
     timezone = await region_timezone(turn)
@@ -116,12 +127,15 @@ async def deadline_text(turn: Turn, period: Period) -> str:
         ZoneInfo(timezone)
     )
     left = days_left(period.due_on, turn.now, timezone)
-    key = "deadline.today" if left == 0 else "deadline.days_left"
+    if left < 0:  # "lewat 1 hari", never "(-1 hari lagi)"
+        key, days = "deadline.overdue", -left
+    else:
+        key, days = ("deadline.today" if left == 0 else "deadline.days_left"), left
     return turn.text(
         key,
         date=long_date(turn, last_minute),
         zone=zone_abbreviation(timezone),
-        days=left,
+        days=days,
     )
 
 
@@ -215,7 +229,7 @@ async def summary_text(turn: Turn, submission: Submission, items: list[WalkItem]
             "summary.header",
             action=action.title if action else "",
             period=period.title if period else "",
-            status=turn.text(f"status.{submission.status.value}"),
+            status=turn.text(state_key(submission)),
             version=submission.version,
         )
     ]

@@ -40,8 +40,9 @@ async def _focal_point(turn: Turn) -> None:
             await views.deadline_text(turn, period),
         ]
         for n, (action, submission) in enumerate(rows, start=1):
-            state = turn.text(f"status.{submission.status.value if submission else 'none'}")
+            state = turn.text(views.state_key(submission))
             lines.append(turn.text("report.action_line", n=n, title=action.title, state=state))
+        # A report with a revision open is still submitted: its submitted version counts.
         done = sum(1 for _, s in rows if s and s.status.value in {"submitted", "approved"})
         lines.append(turn.text("status.footer", done=done, total=len(rows)))
         turn.say_markup("\n".join(lines))

@@ -36,7 +36,7 @@ from storage.models import (
     SubmissionStatus,
     SubmissionVersion,
 )
-from storage.periods import window
+from storage.periods import deadline, window
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,25 @@ async def open_periods_for_office(
     ]
 
 
+async def last_closed_period_for_office(
+    *, session: AsyncSession, office_id: int, timezone: str, now: datetime
+) -> Period | None:
+    """The period of this office's programmes whose deadline passed most recently, if any."""
+    rows = (await session.exec(_PERIODS_FOR_OFFICE, params={"office_id": office_id})).all()
+    closed = [
+        (period.due_on, period)
+        for _, period in rows
+        if period.due_on and now >= deadline(period.due_on, timezone)
+    ]
+    return max(closed, key=lambda pair: pair[0], default=(None, None))[1]
+
+
 async def get_period(*, session: AsyncSession, period_id: int) -> Period | None:
     return await _catalogue_row(session, Period, period_id)
+
+
+async def get_programme(*, session: AsyncSession, programme_id: int) -> Programme | None:
+    return await _catalogue_row(session, Programme, programme_id)
 
 
 async def get_action(*, session: AsyncSession, action_id: int) -> Action | None:
@@ -121,7 +138,7 @@ _cache: TTLCache[tuple[object, ...], object] = TTLCache(
     maxsize=10_000, ttl=CACHE_SECONDS, timer=lambda: clock()
 )
 
-CatalogueRow = TypeVar("CatalogueRow", Action, Period, Region, Office)
+CatalogueRow = TypeVar("CatalogueRow", Action, Period, Programme, Region, Office)
 
 
 async def _catalogue_row(
@@ -470,6 +487,7 @@ async def submit(
     *, session: AsyncSession, submission: Submission, contact_id: int | None, now: datetime
 ) -> None:
     submission.status = SubmissionStatus.submitted
+    submission.revision_open = False
     submission.submitted_at = now
     submission.submitted_by_id = contact_id
     submission.updated_at = now
@@ -486,7 +504,8 @@ async def submit(
 async def reopen(
     *, session: AsyncSession, submission: Submission, contact_id: int | None, now: datetime
 ) -> None:
-    """Keep the submitted version as a snapshot, then make the report a draft again."""
+    """Keep the submitted version as a snapshot and open a revision beside it: the report stays
+    `submitted` (that snapshot counts) until the revision is submitted in turn."""
     answers = await answers_by_question(session=session, submission_id=submission.id or 0)
     files = await evidence_files(session=session, submission_id=submission.id or 0)
     snapshot: dict[str, Any] = {
@@ -520,7 +539,7 @@ async def reopen(
         )
     )
     submission.version += 1
-    submission.status = SubmissionStatus.draft
+    submission.revision_open = True
     submission.updated_at = now
     record_audit(
         session=session,

@@ -26,6 +26,9 @@ class Submission(SQLModel, table=True):
     )
     # Bumped each time a submitted report is reopened; the old content goes to SubmissionVersion.
     version: int = 1
+    # A submitted report reopened for revision stays `submitted`: the version in the latest
+    # SubmissionVersion counts until the revision (the rows of answers and files) is submitted.
+    revision_open: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

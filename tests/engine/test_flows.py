@@ -63,7 +63,9 @@ async def test_submitted_report_is_revised_and_old_version_kept(sessions, data_d
     await h.text("30")  # a corrected count
     async with sessions() as session:
         submission = (await session.exec(select(Submission))).one()
-        assert (submission.status, submission.version) == (SubmissionStatus.draft, 2)
+        # The submitted version counts until the revision is submitted (issue #12, item 1).
+        assert (submission.status, submission.version) == (SubmissionStatus.submitted, 2)
+        assert submission.revision_open
         old = (await session.exec(select(SubmissionVersion))).one()
         assert old.version == 1 and "25" in old.snapshot["answers"].values()
         assert len(old.snapshot["evidence"]) == 2
