@@ -42,7 +42,9 @@ def _settings() -> Settings:
         return get_settings()
     except ValidationError as error:
         for problem in error.errors():
-            err.print(f"[red]Konfigurasi salah:[/red] {problem['msg']}")
+            # One line per problem: a validator may report several, one per line.
+            for line in str(problem["msg"]).removeprefix("Value error, ").splitlines():
+                err.print(f"[red]Konfigurasi salah:[/red] {line}")
         raise typer.Exit(2) from error
 
 

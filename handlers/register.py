@@ -146,7 +146,8 @@ async def _link(turn: Turn, contact: Contact) -> None:
         channel=turn.event.channel,
         external_id=turn.event.user_key,
     )
-    identity.last_inbound_at = turn.now
+    # WhatsApp's window counts from when the user wrote, not from when we handled it.
+    identity.last_inbound_at = min(turn.event.received_at, turn.now)
     turn.identity = identity
     language = turn.state.data.get("language")
     if language in {"id", "en"}:

@@ -544,3 +544,19 @@ def test_every_markdown_file_named_in_the_repository_exists() -> None:
         if Path(name).name not in present
     }
     assert not missing
+
+
+def test_production_without_a_channel_and_with_weak_secrets_refuses_to_start(
+    laporham, cli_env: dict[str, str]
+) -> None:
+    """Hardening issue, item 14: one clear line per problem, no console channel, no traceback."""
+    cli_env["LAPORHAM_ENVIRONMENT"] = "production"
+    cli_env["LAPORHAM_TELEGRAM_WEBHOOK_SECRET"] = "ChangeMe"
+    result = laporham("run")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 2, result.stderr
+    assert all(line.startswith("Konfigurasi salah: ") for line in lines)
+    assert "needs a chat channel" in lines[0]
+    assert "LAPORHAM_TELEGRAM_WEBHOOK_SECRET still holds a placeholder" in lines[1]
