@@ -452,9 +452,10 @@ class TelegramUser:
             )
         if step.kind == "choice":
             assert previous is not None  # a tap needs the message with the buttons
+            markup = previous.record.params.get("reply_markup")
             return telegram_api.callback_update(
-                self.id, step.value, message_id=previous.record.result["message_id"],
-                reply_markup=previous.record.params.get("reply_markup"),
+                self.id, tagged(step.value, telegram_choices(markup)),
+                message_id=previous.record.result["message_id"], reply_markup=markup,
             )  # fmt: skip
         if step.kind == "photo":
             return telegram_api.photo_update(self.id, [self.photo])
@@ -524,10 +525,24 @@ def tap(chat: str, choice: str, previous: Reply, name: str) -> Json:
     action = interactive.get("action", {})
     if interactive.get("type") == "list":
         rows = [row for section in action["sections"] for row in section["rows"]]
+        choice = tagged(choice, [row["id"] for row in rows])
         title = next(row["title"] for row in rows if row["id"] == choice)
         return wp.list_reply(chat, choice, title, context_wamid=context, name=name)
     titles = {b["reply"]["id"]: b["reply"]["title"] for b in action.get("buttons", [])}
+    choice = tagged(choice, list(titles))
     return wp.button_reply(chat, choice, titles[choice], context_wamid=context, name=name)
+
+
+def tagged(choice: str, offered: list[str]) -> str:
+    """The offered id of `choice`: buttons carry their prompt as `choice#item.version`."""
+    return next(id_ for id_ in offered if id_ == choice or id_.rpartition("#")[0] == choice)
+
+
+def telegram_choices(markup: object) -> list[str]:
+    """The callback data of an inline keyboard, as sent (a dict, or its JSON)."""
+    data = json.loads(markup) if isinstance(markup, str) else markup
+    rows = data.get("inline_keyboard", []) if isinstance(data, dict) else []
+    return [str(button.get("callback_data")) for row in rows for button in row]
 
 
 # --------------------------------------------------------------------------- a surge
