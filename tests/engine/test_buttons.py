@@ -12,8 +12,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Answer, ConversationState, EvidenceFile, Submission
-from tests.support.factories import FOCAL_PHONE, make_world
-from tests.support.harness import Harness, jpeg_bytes
+from tests.support.harness import Harness, at_first_question, jpeg_bytes
 
 STALE = "Tombol itu sudah tidak berlaku"
 Sessions = async_sessionmaker[AsyncSession]
@@ -22,14 +21,7 @@ Sessions = async_sessionmaker[AsyncSession]
 async def _walk_to_second_requirement(sessions: Sessions, data_dir: Any) -> Harness:
     """Register and walk one action up to its second evidence requirement, pressing a button
     wherever the flow offers one."""
-    async with sessions() as session:
-        world = await make_world(session)
-        await session.commit()
-    h = Harness(sessions, data_dir)
-    await h.text("halo")
-    await h.contact(FOCAL_PHONE)
-    await h.text("/lapor")
-    await h.choose(f"a:{world.action.id}")
+    h = await at_first_question(sessions, data_dir)
     await h.text("25")
     await h.choose("yes")
     await h.choose("skip")

@@ -9,21 +9,13 @@ from sqlmodel import select
 
 from bot.engine.text_input import clean_name, clean_text
 from storage.models import Answer, EvidenceFile
-from tests.support.factories import FOCAL_PHONE, make_world
-from tests.support.harness import Harness, jpeg_bytes
+from tests.support.harness import Harness, at_first_question, jpeg_bytes
 
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE
 
 
 async def _at_the_notes_question(sessions, data_dir) -> Harness:
-    async with sessions() as session:
-        world = await make_world(session)
-        await session.commit()
-    h = Harness(sessions, data_dir)
-    await h.text("halo")
-    await h.contact(FOCAL_PHONE)
-    await h.text("/lapor")
-    await h.choose(f"a:{world.action.id}")
+    h = await at_first_question(sessions, data_dir)
     await h.text("25")
     reply = await h.choose("yes")
     assert "Catatan tambahan" in reply

@@ -7,20 +7,12 @@ from __future__ import annotations
 from sqlmodel import col, select
 
 from storage.models import AuditLog, EvidenceFile, EvidenceRequirement
-from tests.support.factories import FOCAL_PHONE, make_world
-from tests.support.harness import Harness, jpeg_bytes, pdf_bytes
+from tests.support.harness import Harness, at_first_question, jpeg_bytes, pdf_bytes
 
 
 async def _at_photo_step(sessions, data_dir) -> Harness:
     """Registered, report opened, at the "Foto kegiatan" requirement (photo or PDF, min 1)."""
-    async with sessions() as session:
-        world = await make_world(session)
-        await session.commit()
-    h = Harness(sessions, data_dir)
-    await h.text("halo")
-    await h.contact(FOCAL_PHONE)
-    await h.text("/lapor")
-    await h.choose(f"a:{world.action.id}")
+    h = await at_first_question(sessions, data_dir)
     await h.text("25")
     await h.choose("yes")
     reply = await h.choose("skip")

@@ -21,6 +21,7 @@ from bot.engine.events import (
 from handlers.router import route, wants_file
 from scheduler.outbox import OutboxSender
 from storage.evidence import LocalEvidenceStore
+from tests.support.factories import FOCAL_PHONE, make_world
 from tests.support.fake_channel import FakeChannel
 
 _ids = itertools.count(1)
@@ -129,6 +130,20 @@ class Harness:
             if choices:
                 return [(c.id, c.label) for c in choices]
         return []
+
+
+async def at_first_question(sessions: async_sessionmaker[AsyncSession], data_dir: Path) -> Harness:
+    """A world made, its focal point registered and the first action's report opened: the
+    reply to the last step asked the first question ("Berapa penerima")."""
+    async with sessions() as session:
+        world = await make_world(session)
+        await session.commit()
+    h = Harness(sessions, data_dir)
+    await h.text("halo")
+    await h.contact(FOCAL_PHONE)
+    await h.text("/lapor")
+    await h.choose(f"a:{world.action.id}")
+    return h
 
 
 def jpeg_bytes(color: str = "red", size: tuple[int, int] = (64, 48)) -> bytes:
