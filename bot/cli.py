@@ -258,5 +258,105 @@ def period_set(
     typer.echo(f"{period.code}: {period.opens_on} s.d. {period.due_on} (23.59 waktu setempat)")
 
 
+# ------------------------------------------------------------------ export (evidence for SAPA-HAM)
+export_app = typer.Typer(help="Ekspor untuk SAPA-HAM.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@contextmanager
+def _export_errors() -> Iterator[None]:
+    """A period or region that does not exist, or a target that cannot be written: one line."""
+    from storage.evidence_export import ExportError
+
+    try:
+        yield
+    except ExportError as error:
+        err.print(f"[red]Gagal:[/red] {escape(str(error))}")
+        raise typer.Exit(1) from error
+    except OSError as error:  # no such folder, no permission, disk full
+        err.print(f"[red]Gagal menulis:[/red] {escape(str(error))}")
+        raise typer.Exit(1) from error
+
+
+async def _reading(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """The work in a plain session: reads take no write lock, and it ends before a long export
+    starts writing, so no transaction stays open for the length of the archive."""
+    from storage.db import create_engine, session_factory
+
+    await _migrate(settings, quiet_when_current=True)
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+@export_app.command("evidence")
+def export_evidence(
+    period: Annotated[str, typer.Option(help="Kode periode, mis. B08")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Berkas ZIP tujuan")],
+    region: Annotated[
+        str | None, typer.Option(help="Kode wilayah; provinsi: beserta kabupaten/kotanya")
+    ] = None,
+    programme: Annotated[str | None, typer.Option(help="Kode program (bawaan: terbaru)")] = None,
+) -> None:
+    """Bukti laporan terkirim satu periode: ZIP per provinsi/pemda/aksi/ukuran + manifest.csv."""
+    from bot.app import evidence_store
+    from storage.evidence_export import evidence_plan, write_evidence_archive
+
+    settings = _settings()
+    with _export_errors():
+        if output.is_dir() or not output.parent.is_dir():
+            err.print(f"[red]Gagal:[/red] {escape(str(output))} bukan berkas di folder yang ada.")
+            raise typer.Exit(1)
+        plan = _run(
+            lambda: _reading(
+                settings,
+                lambda s: evidence_plan(
+                    session=s, period_code=period, programme_code=programme, region_code=region
+                ),
+            )
+        )
+        with _progress() as progress:
+            result = _run(
+                lambda: write_evidence_archive(
+                    plan, store=evidence_store(settings), target=output, progress=progress
+                )
+            )
+    where = plan.region_name or "semua wilayah"
+    typer.echo(
+        f"{plan.period_code} ({plan.programme_title}, {where}): {result.files} berkas, "
+        f"{result.bytes / 1_000_000:.1f} MB -> {output}"
+    )
+    if not plan.files:
+        err.print("Belum ada bukti dari laporan terkirim untuk periode dan wilayah ini.")
+    for key in result.missing:
+        err.print(f"[red]Tidak ada di penyimpanan bukti (dilewati):[/red] {escape(key)}")
+    for path in result.damaged:
+        err.print(f"[red]Isi berbeda dari saat diunggah:[/red] {escape(path)}")
+    if result.missing or result.damaged:
+        raise typer.Exit(1)
+
+
+@export_app.command("verify")
+def export_verify(file: Annotated[Path, typer.Argument(help="Arsip ZIP hasil ekspor")]) -> None:
+    """Periksa ulang ukuran dan SHA-256 tiap berkas arsip terhadap manifest.csv-nya."""
+    from storage.evidence_export import verify_archive
+
+    with _export_errors():
+        result = verify_archive(file)
+    for mismatch in result.mismatches:
+        typer.echo(f"{_printable(mismatch.path)}: {mismatch.kind.value}")
+    err.print(f"{result.checked} berkas diperiksa, {len(result.mismatches)} masalah.")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _printable(text: str) -> str:
+    """A name from an archive someone else may have made: no terminal control characters."""
+    return "".join(char if char.isprintable() else "?" for char in text)
+
+
 if __name__ == "__main__":
     sys.exit(app())

@@ -4,9 +4,10 @@ A key is ``<sha256[:2]>/<sha256>.<ext>``: it depends only on the bytes and on th
 extension chosen by the sniffer, never on anything the client sent, so a hostile file name
 cannot influence where or under what name a blob lands. Identical uploads share one blob.
 
-The :class:`EvidenceStore` protocol is deliberately tiny (put/get/exists/delete_unreferenced)
-so an S3-compatible backend can implement it with PUT (If-None-Match), GET, HEAD and a
-list-and-delete sweep, without any caller changing.
+The :class:`EvidenceStore` protocol is deliberately tiny (put/get/chunks/exists/
+delete_unreferenced) so an S3-compatible backend can implement it with PUT (If-None-Match), GET
+(ranged or streamed for ``chunks``), HEAD and a list-and-delete sweep, without any caller
+changing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -35,6 +37,9 @@ __all__ = [
 KEY_PATTERN = re.compile(r"^([0-9a-f]{2})/\1[0-9a-f]{62}\.[a-z0-9]{2,5}$")
 _EXTENSION_PATTERN = re.compile(r"^[a-z0-9]{2,5}$")
 _TEMP_PREFIX = ".tmp-"
+# Pieces of a blob read by `chunks`: large enough that a thread hop per piece costs nothing
+# next to the disk, small enough that a whole export holds only a few at a time.
+CHUNK_SIZE = 1024 * 1024
 
 
 class EvidenceNotFoundError(LookupError):
@@ -49,6 +54,12 @@ class EvidenceStore(Protocol):
 
     async def get(self, key: str) -> bytes:
         """Raise ValueError on a malformed key, EvidenceNotFoundError if absent."""
+        ...
+
+    def chunks(self, key: str, *, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """The blob in pieces of at most ``chunk_size`` bytes, so a reader (an export) never
+        holds a whole file. Raise ValueError on a malformed key and EvidenceNotFoundError if
+        absent, both when the first piece is asked for."""
         ...
 
     async def exists(self, key: str) -> bool:
@@ -97,6 +108,18 @@ class LocalEvidenceStore:
             return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError as exc:
             raise EvidenceNotFoundError(key) from exc
+
+    async def chunks(self, key: str, *, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        try:
+            handle = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError as exc:
+            raise EvidenceNotFoundError(key) from exc
+        try:
+            while chunk := await asyncio.to_thread(handle.read, chunk_size):
+                yield chunk
+        finally:
+            handle.close()
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).is_file)
