@@ -8,6 +8,7 @@ from storage.evidence.images import (
     process_image,
 )
 from storage.evidence.pipeline import DEFAULT_MAX_BYTES, StoredEvidence, ingest, inspect_bytes
+from storage.evidence.previews import PREVIEW_MAX_SIDE, sendable_key, stripped_preview
 from storage.evidence.sniff import (
     DetectedType,
     EvidenceKind,
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DISPLAY_MAX_SIDE",
     "MAX_PIXELS",
+    "PREVIEW_MAX_SIDE",
     "THUMBNAIL_SIDE",
     "DetectedType",
     "EvidenceKind",
@@ -42,5 +44,7 @@ __all__ = [
     "inspect_bytes",
     "key_for",
     "process_image",
+    "sendable_key",
+    "stripped_preview",
     "validate_key",
 ]

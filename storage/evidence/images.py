@@ -243,8 +243,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 def _jpeg(img: Image.Image, quality: int) -> bytes:
     out = io.BytesIO()
-    # No exif/icc_profile arguments: Pillow then writes none, which strips all metadata.
-    img.save(out, format="JPEG", quality=quality, optimize=False, progressive=False)
+    # No exif/icc_profile/xmp arguments: Pillow then writes none of them. A JPEG comment is
+    # the exception: Pillow copies the original's (free text, any length) unless told otherwise.
+    img.save(out, format="JPEG", quality=quality, optimize=False, progressive=False, comment=b"")
     return out.getvalue()
 
 
