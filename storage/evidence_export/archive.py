@@ -97,7 +97,18 @@ async def write_evidence_archive(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
+    _fsync_directory(target.parent)
     return result
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable (not every filesystem lets a directory be synced)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 async def _write(
