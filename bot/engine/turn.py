@@ -23,6 +23,11 @@ OFFERED_KEY = "_offered"  # ids of the choices last offered, to accept a typed "
 # acting on whatever step is current. It survives leaving a flow: numbers are never reused.
 VERSION_KEY = "_prompt_version"
 TAG = "#"  # button id on the wire: "<choice id>#<item>.<version>" or "<choice id>#<version>"
+# A standing button is sent outside the recipient's conversation (a notice written by another
+# user's turn, e.g. a returned report's "open for revision"), so it cannot carry the tag of the
+# recipient's prompt. Its id names its target and that target's version itself, and the one
+# handler for it checks both, and the user's scope, before acting: "!<kind>:<ref>".
+STANDING = "!"
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,10 @@ class Turn:
 
 def button_choice(data: dict[str, Any], wire_id: str) -> str | None:
     """The choice id a pressed button stands for, if it belongs to the current prompt; None
-    for a button of an earlier prompt, an untagged or a forged one."""
+    for a button of an earlier prompt, an untagged or a forged one. A standing button's id is
+    passed on as it is."""
+    if wire_id.startswith(STANDING):
+        return wire_id  # checked by its handler (see STANDING)
     prompt = data.get(PROMPT_KEY)
     choice_id, sep, tag = wire_id.rpartition(TAG)
     if not prompt or not sep or tag != prompt.get("tag"):
