@@ -5,6 +5,7 @@ The same loop through the real Telegram channel is in tests/channels/test_telegr
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -358,3 +359,35 @@ async def walk_to_submit(h: Harness) -> str:
             return await h.choose("yes")
         await h.choose("keep" if "keep" in choices else "done")
     raise AssertionError("never reached the summary")
+
+
+async def test_a_long_queue_is_paged_with_buttons(h: Harness, world: World) -> None:
+    """Seven reports: five on the first page with "next", two on the second with "previous";
+    the longest waiting first."""
+    async with transaction(h.sessions) as session:
+        offices = [
+            Office(region_id=world.region.id or 0, code=f"opd{n}", name=f"OPD Nomor {n}")
+            for n in range(7)
+        ]
+        session.add_all(offices)
+    for n, office in enumerate(offices):
+        await submitted_report(
+            h.sessions,
+            h.engine.evidence_store,
+            action_id=world.second_action.id or 0,
+            office_id=office.id or 0,
+            period_id=world.period.id or 0,
+            focal_point=world.focal_point,
+            with_files=n == 0,
+            now=datetime(2025, 8, 20, 9, n, tzinfo=UTC),
+        )
+    first = await as_user(h, COORDINATOR, "/periksa")
+    assert "menunggu pemeriksaan: 7</b> (halaman 1/2)" in first
+    assert [f"OPD Nomor {n}" in first for n in range(7)] == [True] * 5 + [False] * 2
+    labels = [label for _, label in h.last_choices()]
+    assert labels[-2:] == ["Berikutnya ›", "Tutup"] and len(labels) == 7
+    second = await h.choose("pg:1")
+    assert "(halaman 2/2)" in second and "OPD Nomor 5" in second and "OPD Nomor 6" in second
+    assert [label for _, label in h.last_choices()][-2:] == ["‹ Sebelumnya", "Tutup"]
+    assert "halaman 1/2" in await h.choose("pg:0")
+    assert "Pemeriksaan ditutup" in await h.choose("close")
