@@ -46,6 +46,9 @@ from storage.review import Changes, Content, FileRef
 
 FLOW = "review"
 PAGE_SIZE = 5  # reports per page: with the page buttons, within Telegram's 8 buttons we show
+# The approved WhatsApp template a return notice travels in outside the 24-hour window
+# (bot/channels/whatsapp/templates.py, docs/whatsapp.md): action, period, the note.
+RETURNED_TEMPLATE = "laporham_dikembalikan"
 REVISION_BUTTON = f"{STANDING}rev:"  # the focal point's "open for revision": "!rev:<id>.<version>"
 EXTENSIONS = {"pdf": "pdf", "docx": "docx", "xlsx": "xlsx", "photo": "jpg"}
 _UNSAFE_IN_NAME = re.compile(r"[^\w .()-]")
@@ -479,6 +482,8 @@ def _notice(
         text=t(language, "review.returned_notice", note=note or "-", **values),
         choices=(button,),
         choose_label=t(language, "button.choose"),
+        template=RETURNED_TEMPLATE,
+        template_params=(action, period, note or "-"),
     )
 
 

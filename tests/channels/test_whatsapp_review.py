@@ -5,10 +5,16 @@ opens the returned report."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import evidence_store
+from bot.engine.channel import Channel
+from storage.db import transaction
+from storage.models import ChannelIdentity
+from storage.types import utcnow
 from tests.channels import test_whatsapp as wa
 from tests.channels.test_whatsapp import SITI, Json, WhatsApp, choices_of, text_of
 from tests.fakes import whatsapp_payloads as wp
@@ -63,3 +69,39 @@ async def test_review_on_whatsapp(whatsapp: WhatsApp, sessions: Sessions) -> Non
     revision = await w.say(wp.button_reply(SITI, button, title))
     assert "dikembalikan oleh pemeriksa" in wa._joined(revision)
     assert "Semua sudah lengkap" in wa._joined(revision)
+
+
+async def test_return_notice_outside_the_window_is_the_approved_template(
+    whatsapp: WhatsApp, sessions: Sessions
+) -> None:
+    """A focal point who has not written for a day gets the 'dikembalikan' template with the
+    note (free-form text would be refused by Meta with 131047)."""
+    w = whatsapp
+    world = await wa._world(sessions)
+    submission_id = await submitted_report(
+        sessions,
+        evidence_store(w.settings),
+        action_id=world.action.id or 0,
+        office_id=world.office.id or 0,
+        period_id=world.period.id or 0,
+        focal_point=world.focal_point,
+        with_files=False,
+    )
+    async with transaction(sessions) as session:
+        session.add(
+            ChannelIdentity(
+                contact_id=world.focal_point.id or 0,
+                channel=Channel.whatsapp,
+                external_id=SITI,
+                last_inbound_at=utcnow() - timedelta(days=2),
+            )
+        )
+    await w.say(wp.text_message(BUDI, "halo", name="Budi"))
+    queue = await w.say(wp.text_message(BUDI, "periksa"))
+    opened = await w.say(wp.button_reply(BUDI, *_press(queue, f"o:{submission_id}")))
+    await w.say(wp.button_reply(BUDI, *_press(opened, "return")))
+    await w.say(wp.text_message(BUDI, "Notulen\nbelum ada"))
+    [notice] = w.api.sent_messages(SITI)
+    assert notice["type"] == "template"
+    assert notice["template"]["name"] == "laporham_dikembalikan"
+    assert text_of(notice) == f"{world.action.title} Periode B08 Notulen. belum ada"
