@@ -99,7 +99,8 @@ async def _show_queue(turn: Turn, page: int) -> None:
     lines = [turn.text("review.queue_header", total=found.total, page=found.page + 1,
                        pages=found.pages)]  # fmt: skip
     choices = []
-    for n, entry in enumerate(found.entries, start=found.page * PAGE_SIZE + 1):
+    # Numbered per page, as the buttons are: a typed "2" picks the second line shown.
+    for n, entry in enumerate(found.entries, start=1):
         lines.append(
             turn.text(
                 "review.queue_line",
@@ -113,7 +114,8 @@ async def _show_queue(turn: Turn, page: int) -> None:
             )
             + (turn.text("review.queue_revised") if entry.version > 1 else "")
         )
-        choices.append(Choice(f"o:{entry.submission_id}", f"{n}. {entry.office_name}"))
+        label = f"{entry.action_code} · {entry.office_name}"
+        choices.append(Choice(f"o:{entry.submission_id}", label))
     if found.page > 0:
         choices.append(Choice(f"pg:{found.page - 1}", turn.text("button.review_prev")))
     if found.page + 1 < found.pages:

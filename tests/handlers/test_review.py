@@ -389,5 +389,8 @@ async def test_a_long_queue_is_paged_with_buttons(h: Harness, world: World) -> N
     second = await h.choose("pg:1")
     assert "(halaman 2/2)" in second and "OPD Nomor 5" in second and "OPD Nomor 6" in second
     assert [label for _, label in h.last_choices()][-2:] == ["‹ Sebelumnya", "Tutup"]
+    typed = await h.text("2")  # lines are numbered per page, as the buttons
+    assert "Periksa: KK-02" in typed and "OPD Nomor 6" in typed
+    assert "(halaman 2/2)" in await h.choose("list")
     assert "halaman 1/2" in await h.choose("pg:0")
     assert "Pemeriksaan ditutup" in await h.choose("close")
