@@ -106,7 +106,7 @@ async def test_reviewer_sees_answers_and_files_with_photos_stripped(
     start = len(h.channel.sent)
     opened = await h.choose(f"o:{submission_id}")
     assert "Periksa: KK-01" in opened and "Siti Rahma" in opened
-    assert "Berapa penerima bantuan?" in opened and "25" in opened
+    assert "Berapa penerima bantuan?\n    → 25" in opened
     files = [m for m in sent_to(h, COORDINATOR, start) if isinstance(m, OutFile)]
     photos = [f for f in files if f.as_photo]
     documents = [f for f in files if not f.as_photo]
@@ -394,3 +394,18 @@ async def test_a_long_queue_is_paged_with_buttons(h: Harness, world: World) -> N
     assert "(halaman 2/2)" in await h.choose("list")
     assert "halaman 1/2" in await h.choose("pg:0")
     assert "Pemeriksaan ditutup" in await h.choose("close")
+
+
+async def test_an_open_revision_is_not_what_the_reviewer_sees(h: Harness, world: World) -> None:
+    """The focal point reopened the report and changed an answer without sending it: the
+    submitted version (25) still counts, and that is what the reviewer reviews."""
+    submission_id = await submit_first_action(h, world)
+    await as_user(h, FOCAL, "/lapor")
+    await h.choose(f"a:{world.action.id}")
+    await h.choose("reopen")
+    await h.text("30")
+    queue = await as_user(h, COORDINATOR, "/periksa")
+    assert "versi 1" in queue
+    opened = await h.choose(f"o:{submission_id}")
+    assert "Berapa penerima bantuan?\n    → 25" in opened and "→ 30" not in opened
+    assert "Perubahan" not in opened  # a first submission has nothing to compare with
