@@ -269,6 +269,7 @@ async def open_for_revision(turn: Turn, submission_id: int, version: int) -> Non
         if turn.flow:
             turn.repeat_prompt()
         return
+    turn.leave_flow()  # whatever the user was doing: nothing of it carries into this report
     turn.goto(FLOW, Step.choose_action, period_id=submission.period_id, submission_id=submission.id)
     period = await _period(turn)
     if period is None or not await _period_open(turn, period):

@@ -409,3 +409,22 @@ async def test_an_open_revision_is_not_what_the_reviewer_sees(h: Harness, world:
     opened = await h.choose(f"o:{submission_id}")
     assert "Berapa penerima bantuan?\n    → 25" in opened and "→ 30" not in opened
     assert "Perubahan" not in opened  # a first submission has nothing to compare with
+
+
+async def test_the_revision_button_works_from_the_middle_of_another_report(
+    h: Harness, world: World
+) -> None:
+    submission_id = await submit_first_action(h, world)
+    await as_user(h, COORDINATOR, "/periksa")
+    await h.choose(f"o:{submission_id}")
+    await h.choose("return")
+    await h.text("lengkapi notulen")
+    button = f"!rev:{submission_id}.2"
+    await as_user(h, FOCAL, "/lapor")
+    assert "Berapa penerima" in await h.choose(f"a:{world.second_action.id}")
+    opened = await h.press(button)
+    assert "Bantuan usaha bagi perempuan kepala keluarga</b> dikembalikan" in opened
+    assert "lengkapi notulen" in opened and "Semua sudah lengkap" in opened
+    await h.choose("submit")
+    assert "Bantuan usaha" in await h.choose("yes")
+    assert (await get_submission(h.sessions, submission_id)).status is SubmissionStatus.submitted
