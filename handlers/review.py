@@ -330,6 +330,7 @@ async def _on_decide(turn: Turn) -> None:
         turn.ask(
             turn.text("review.ask_note", max=review.NOTE_MAX),
             [Choice("cancel", turn.text("button.review_note_cancel"))],
+            free_text=True,
         )
     elif choice == "list":
         await _show_queue(turn, int(turn.get("page", 0) or 0))

@@ -28,6 +28,9 @@ TAG = "#"  # button id on the wire: "<choice id>#<item>.<version>" or "<choice i
 # recipient's prompt. Its id names its target and that target's version itself, and the one
 # handler for it checks both, and the user's scope, before acting: "!<kind>:<ref>".
 STANDING = "!"
+# In the remembered prompt: it takes prose, so bare command words followed by more words are
+# text (bot/engine/dispatch.py, normalise).
+FREE_TEXT_KEY = "free_text"
 
 
 @dataclass(frozen=True)
@@ -75,16 +78,27 @@ class Turn:
     def send(self, message: Outgoing) -> None:
         self.outgoing.append(message)
 
-    def ask(self, text: str, choices: list[Choice] | tuple[Choice, ...] = (), **extra: Any) -> None:
+    def ask(
+        self,
+        text: str,
+        choices: list[Choice] | tuple[Choice, ...] = (),
+        *,
+        free_text: bool = False,
+        **extra: Any,
+    ) -> None:
         """Send a question and remember it, so that an input that doesn't fit can repeat it.
-        Its buttons are tagged with this prompt (see VERSION_KEY)."""
+        Its buttons are tagged with this prompt (see VERSION_KEY). `free_text`: the answer is
+        prose (a reviewer's note), so a command word only counts alone or with a slash:
+        "daftar hadir belum ada" is a note, not /daftar (see FREE_TEXT_KEY)."""
         if choices:
             extra.setdefault("choose_label", self.text("button.choose"))
-        self.remember_prompt(text, choices)
+        self.remember_prompt(text, choices, free_text=free_text)
         tag = self.state.data[PROMPT_KEY]["tag"]
         self.outgoing.append(OutText(text=text, choices=_tagged(choices, tag), **extra))
 
-    def remember_prompt(self, text: str, choices: list[Choice] | tuple[Choice, ...]) -> None:
+    def remember_prompt(
+        self, text: str, choices: list[Choice] | tuple[Choice, ...], *, free_text: bool = False
+    ) -> None:
         data = dict(self.state.data)
         version = int(data.get(VERSION_KEY, 0)) + 1
         item = data.get("item")
@@ -93,6 +107,7 @@ class Turn:
             "text": text,
             "choices": [[c.id, c.label] for c in choices],
             "tag": f"{item}.{version}" if item else str(version),
+            FREE_TEXT_KEY: free_text,
         }
         data[OFFERED_KEY] = [choice.id for choice in choices]
         self.state.data = data

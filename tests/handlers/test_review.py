@@ -313,6 +313,8 @@ async def test_note_is_checked_and_can_be_cancelled(h: Harness, world: World) ->
     assert "catatan berupa teks" in await h.file(jpeg_with_gps(), "a.jpg", photo=True)
     back = await h.choose("cancel")
     assert "Keputusan untuk laporan ini?" in back
+    await h.choose("return")
+    assert "Dibatalkan" in await h.text("batal")  # a command word alone is still the command
     assert (await get_submission(h.sessions, submission_id)).status is SubmissionStatus.submitted
 
 
@@ -428,3 +430,23 @@ async def test_the_revision_button_works_from_the_middle_of_another_report(
     await h.choose("submit")
     assert "Bantuan usaha" in await h.choose("yes")
     assert (await get_submission(h.sessions, submission_id)).status is SubmissionStatus.submitted
+
+
+async def test_a_return_with_no_registered_focal_point_says_so(
+    sessions: Sessions, data_dir: Path, world: World
+) -> None:
+    h = Harness(sessions, data_dir)
+    await as_user(h, COORDINATOR, "halo")
+    await h.contact(COORDINATOR_PHONE)
+    submission_id = await submit_first_action(h, world)
+    await h.text("/periksa")
+    await h.choose(f"o:{submission_id}")
+    await h.choose("return")
+    reply = await h.text("daftar hadir belum ada")
+    assert "Belum ada focal point OPD ini yang terdaftar" in reply
+    assert [s.chat_id for s in h.channel.sent] == [COORDINATOR] * len(h.channel.sent)
+    # The note waits for them: /lapor shows it when they open the report.
+    await as_user(h, FOCAL, "halo")
+    await h.contact(FOCAL_PHONE)
+    await h.text("/lapor")
+    assert "daftar hadir belum ada" in await h.choose(f"a:{world.action.id}")
