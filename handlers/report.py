@@ -8,7 +8,9 @@ stateDiagram-v2
     ConfirmReopen --> Answer: yes (the submitted version still counts until the revision is sent)
     ChooseAction --> Answer: revision open: resume it
     ChooseAction --> Answer: draft or returned: resume at the first missing item
-    ChooseAction --> Summary: approved (read only) or nothing missing
+    ChooseAction --> ConfirmReopen: approved: revising it sends it back to review
+    ChooseAction --> Summary: nothing missing
+    [*] --> Answer: "open for revision" on a reviewer's return notice (own office, that version)
     Answer --> Answer: valid answer -> next question (bad input: explained, asked again)
     Answer --> Answer: a date far from the programme's year: "yakin?" first (yes saves it)
     Answer --> Evidence: questions of the measure done
@@ -209,14 +211,17 @@ async def _own_action(turn: Turn, office_id: int | None) -> Action | None:
 async def _open_submission(turn: Turn, submission: Submission) -> None:
     action = await reports.get_action(session=turn.session, action_id=submission.action_id)
     title = action.title if action else ""
-    if submission.status is SubmissionStatus.approved:
-        turn.say("report.approved_read_only", action=title)
-        await _show_summary(turn, submission, read_only=True)
-        return
-    if submission.status is SubmissionStatus.submitted and not submission.revision_open:
+    counted = {SubmissionStatus.submitted, SubmissionStatus.approved}
+    if submission.status in counted and not submission.revision_open:
+        # An approved report may be revised too: its resubmission goes back to review.
+        approved = submission.status is SubmissionStatus.approved
         turn.goto(FLOW, Step.confirm_reopen)
         turn.ask(
-            turn.text("report.already_submitted", action=title, version=submission.version),
+            turn.text(
+                "report.already_approved" if approved else "report.already_submitted",
+                action=title,
+                version=submission.version,
+            ),
             [
                 Choice("reopen", turn.text("button.reopen")),
                 Choice("view", turn.text("button.view")),
@@ -244,6 +249,32 @@ async def _open_submission(turn: Turn, submission: Submission) -> None:
         await _show_summary(turn, submission)
     else:
         await _go_to_item(turn, submission, items, first)
+
+
+async def open_for_revision(turn: Turn, submission_id: int, version: int) -> None:
+    """The standing button of a reviewer's return notice: the returned report, opened where
+    its revision stands. Only the focal point's own office's report, and only while it is
+    still returned at that version (a resubmitted or newer return makes the button stale)."""
+    contact = turn.contact
+    submission = await reports.get_submission(session=turn.session, submission_id=submission_id)
+    if (
+        contact is None
+        or contact.role is not Role.focal_point
+        or submission is None
+        or submission.office_id != contact.office_id
+        or submission.status is not SubmissionStatus.returned
+        or submission.version != version
+    ):
+        turn.say("choice.stale_idle")
+        if turn.flow:
+            turn.repeat_prompt()
+        return
+    turn.leave_flow()  # whatever the user was doing: nothing of it carries into this report
+    turn.goto(FLOW, Step.choose_action, period_id=submission.period_id, submission_id=submission.id)
+    period = await _period(turn)
+    if period is None or not await _period_open(turn, period):
+        return
+    await _open_submission(turn, submission)
 
 
 async def _on_confirm_reopen(turn: Turn) -> None:

@@ -5,7 +5,9 @@ flow answers; an unregistered user only ever reaches registration.
 flowchart TD
     E[event] --> B{button of an earlier prompt?}
     B -- yes --> O[refused: 'Tombol itu sudah tidak berlaku', the current question again]
-    B -- no --> C{command?}
+    B -- no --> SB{standing button of a notice?}
+    SB -- open for revision --> RV[report: own office's returned report, that version only]
+    SB -- no --> C{command?}
     C -- /start /daftar --> R[register]
     C -- /bantuan /bahasa --> H[help / language, then the current question again]
     C -- no --> V{edited message, sticker, voice, video?}
@@ -15,11 +17,13 @@ flowchart TD
     C -- /kembali /selesai /hapus --> F[current flow]
     C -- /lapor --> P[report]
     C -- /status --> S[status]
-    C -- /belum /rekap /periksa /siaran --> L[later issues: role check + notice]
+    C -- /periksa --> RW[review: coordinators, Kanwil, admin]
+    C -- /belum /rekap /siaran --> L[later issues: role check + notice]
     V -- no --> U{registered?}
     U -- no --> R
     U -- yes --> G{in a flow?}
     G -- yes --> F
+    G -- review --> RW
     G -- no --> M[idle: where they stand - status - and what to type]
 ```
 """
@@ -27,15 +31,15 @@ flowchart TD
 from __future__ import annotations
 
 from bot.engine.commands import TAKES_ARGUMENTS, Command, parse_command
-from bot.engine.events import CommandReceived, FileReceived, TextReceived, Unsupported
-from bot.engine.turn import Turn
+from bot.engine.events import ChoiceMade, CommandReceived, FileReceived, TextReceived, Unsupported
+from bot.engine.turn import STANDING, Turn
 from handlers import help as help_flow
-from handlers import register, report, status
+from handlers import register, report, review, status
 from storage.models import ConversationState, Role
 
 OVERSIGHT_ROLES = {Role.coordinator, Role.kanwil, Role.admin}
 COMMAND_NAMES = {command.value for command in Command}
-COMING_LATER = {Command.pending, Command.recap, Command.review, Command.broadcast}
+COMING_LATER = {Command.pending, Command.recap, Command.broadcast}
 
 
 def wants_file(state: ConversationState) -> bool:
@@ -47,6 +51,8 @@ async def route(turn: Turn) -> None:
     event = turn.event
     if turn.stale_button:
         await _stale_button(turn)
+    elif isinstance(event, ChoiceMade) and event.choice_id.startswith(STANDING):
+        await _standing_button(turn, event.choice_id)
     elif isinstance(event, CommandReceived) and event.name not in COMMAND_NAMES:
         _unknown_command(turn, event.args.split(" ", 1)[0])
     elif isinstance(event, CommandReceived):
@@ -61,6 +67,8 @@ async def route(turn: Turn) -> None:
         await report.handle(turn)
     elif turn.flow == help_flow.FLOW:
         await help_flow.handle(turn)
+    elif turn.flow == review.FLOW:
+        await review.handle(turn)
     else:
         await _idle(turn)
 
@@ -87,6 +95,8 @@ async def _command(turn: Turn, command: Command) -> None:
         await report.start(turn)
     elif command is Command.status:
         await status.show(turn)
+    elif command is Command.review:
+        await review.start(turn)
     elif command in COMING_LATER:
         key = "command.later" if turn.contact.role in OVERSIGHT_ROLES else "command.not_for_role"
         turn.say(key, command=command.value)
@@ -97,7 +107,9 @@ def _oversight_command(turn: Turn) -> Command | None:
     """`siaran <teks>` typed without a slash by a coordinator or the Kanwil: their commands take
     text, and they fill in no report whose answers the word could start."""
     event, contact = turn.event, turn.contact
-    if not isinstance(event, TextReceived) or contact is None or turn.flow == report.FLOW:
+    if not isinstance(event, TextReceived) or contact is None:
+        return None
+    if turn.flow in {report.FLOW, review.FLOW}:  # a review note may start with "belum"
         return None
     if contact.role not in OVERSIGHT_ROLES:
         return None
@@ -110,6 +122,17 @@ def _reask(turn: Turn) -> None:
     so the chat's last message is the question waiting for an answer."""
     if turn.flow and turn.flow != register.FLOW:
         turn.repeat_prompt()
+
+
+async def _standing_button(turn: Turn, choice_id: str) -> None:
+    """A button of a notice (turn.STANDING): its handler checks scope and version itself."""
+    ref = review.revision_ref(choice_id)
+    if turn.contact is None:
+        await register.handle(turn)
+    elif ref is not None:
+        await report.open_for_revision(turn, *ref)
+    else:
+        await _stale_button(turn)
 
 
 async def _unsupported(turn: Turn, event: Unsupported) -> None:

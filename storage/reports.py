@@ -501,11 +501,11 @@ async def submit(
     )
 
 
-async def reopen(
-    *, session: AsyncSession, submission: Submission, contact_id: int | None, now: datetime
+async def keep_version(
+    *, session: AsyncSession, submission: Submission, status: SubmissionStatus
 ) -> None:
-    """Keep the submitted version as a snapshot and open a revision beside it: the report stays
-    `submitted` (that snapshot counts) until the revision is submitted in turn."""
+    """Freeze the report's current answers and files as its version `submission.version`
+    (before a revision starts: a reopen, or a reviewer's return)."""
     answers = await answers_by_question(session=session, submission_id=submission.id or 0)
     files = await evidence_files(session=session, submission_id=submission.id or 0)
     snapshot: dict[str, Any] = {
@@ -525,11 +525,19 @@ async def reopen(
         SubmissionVersion(
             submission_id=submission.id,  # type: ignore[arg-type]  # a stored row: id is set
             version=submission.version,
-            status=submission.status,
+            status=status,
             submitted_at=submission.submitted_at,
             snapshot=snapshot,
         )
     )
+
+
+async def reopen(
+    *, session: AsyncSession, submission: Submission, contact_id: int | None, now: datetime
+) -> None:
+    """Keep the submitted version as a snapshot and open a revision beside it: the report stays
+    `submitted` (that snapshot counts) until the revision is submitted in turn."""
+    await keep_version(session=session, submission=submission, status=submission.status)
     session.add(
         ReviewEvent(
             submission_id=submission.id,  # type: ignore[arg-type]  # a stored row: id is set

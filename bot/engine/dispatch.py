@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.channel import Channel, ChannelAdapter, FetchFailed, FileTooLarge
-from bot.engine.commands import parse_command
+from bot.engine.commands import TAKES_ARGUMENTS, parse_command
 from bot.engine.events import (
     ChoiceMade,
     CommandReceived,
@@ -60,7 +60,14 @@ from bot.engine.events import (
 from bot.engine.render import coalesce, fit
 from bot.engine.text_input import clean_event
 from bot.engine.texts import t
-from bot.engine.turn import OFFERED_KEY, PROMPT_KEY, PreparedFile, Turn, button_choice
+from bot.engine.turn import (
+    FREE_TEXT_KEY,
+    OFFERED_KEY,
+    PROMPT_KEY,
+    PreparedFile,
+    Turn,
+    button_choice,
+)
 from storage import conversation_state, inbox, outbox
 from storage.db import transaction
 from storage.evidence import EvidenceRejected, EvidenceStore, RejectionCode, ingest
@@ -333,7 +340,9 @@ def _pressed(event: Inbound, state: ConversationState) -> tuple[Inbound, bool]:
 def normalise(event: Inbound, state: ConversationState) -> Inbound:
     """Words that are commands become commands; "2" or a label answers a numbered choice."""
     if isinstance(event, TextReceived):
-        parsed = parse_command(event.text)
+        prose = bool((state.data.get(PROMPT_KEY) or {}).get(FREE_TEXT_KEY))
+        takes = frozenset() if prose else TAKES_ARGUMENTS
+        parsed = parse_command(event.text, takes_arguments=takes)
         if parsed:
             command, args = parsed
             return CommandReceived(**_base(event), name=command.value, args=args)

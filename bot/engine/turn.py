@@ -23,6 +23,14 @@ OFFERED_KEY = "_offered"  # ids of the choices last offered, to accept a typed "
 # acting on whatever step is current. It survives leaving a flow: numbers are never reused.
 VERSION_KEY = "_prompt_version"
 TAG = "#"  # button id on the wire: "<choice id>#<item>.<version>" or "<choice id>#<version>"
+# A standing button is sent outside the recipient's conversation (a notice written by another
+# user's turn, e.g. a returned report's "open for revision"), so it cannot carry the tag of the
+# recipient's prompt. Its id names its target and that target's version itself, and the one
+# handler for it checks both, and the user's scope, before acting: "!<kind>:<ref>".
+STANDING = "!"
+# In the remembered prompt: it takes prose, so bare command words followed by more words are
+# text (bot/engine/dispatch.py, normalise).
+FREE_TEXT_KEY = "free_text"
 
 
 @dataclass(frozen=True)
@@ -70,16 +78,27 @@ class Turn:
     def send(self, message: Outgoing) -> None:
         self.outgoing.append(message)
 
-    def ask(self, text: str, choices: list[Choice] | tuple[Choice, ...] = (), **extra: Any) -> None:
+    def ask(
+        self,
+        text: str,
+        choices: list[Choice] | tuple[Choice, ...] = (),
+        *,
+        free_text: bool = False,
+        **extra: Any,
+    ) -> None:
         """Send a question and remember it, so that an input that doesn't fit can repeat it.
-        Its buttons are tagged with this prompt (see VERSION_KEY)."""
+        Its buttons are tagged with this prompt (see VERSION_KEY). `free_text`: the answer is
+        prose (a reviewer's note), so a command word only counts alone or with a slash:
+        "daftar hadir belum ada" is a note, not /daftar (see FREE_TEXT_KEY)."""
         if choices:
             extra.setdefault("choose_label", self.text("button.choose"))
-        self.remember_prompt(text, choices)
+        self.remember_prompt(text, choices, free_text=free_text)
         tag = self.state.data[PROMPT_KEY]["tag"]
         self.outgoing.append(OutText(text=text, choices=_tagged(choices, tag), **extra))
 
-    def remember_prompt(self, text: str, choices: list[Choice] | tuple[Choice, ...]) -> None:
+    def remember_prompt(
+        self, text: str, choices: list[Choice] | tuple[Choice, ...], *, free_text: bool = False
+    ) -> None:
         data = dict(self.state.data)
         version = int(data.get(VERSION_KEY, 0)) + 1
         item = data.get("item")
@@ -88,6 +107,7 @@ class Turn:
             "text": text,
             "choices": [[c.id, c.label] for c in choices],
             "tag": f"{item}.{version}" if item else str(version),
+            FREE_TEXT_KEY: free_text,
         }
         data[OFFERED_KEY] = [choice.id for choice in choices]
         self.state.data = data
@@ -131,7 +151,10 @@ class Turn:
 
 def button_choice(data: dict[str, Any], wire_id: str) -> str | None:
     """The choice id a pressed button stands for, if it belongs to the current prompt; None
-    for a button of an earlier prompt, an untagged or a forged one."""
+    for a button of an earlier prompt, an untagged or a forged one. A standing button's id is
+    passed on as it is."""
+    if wire_id.startswith(STANDING):
+        return wire_id  # checked by its handler (see STANDING)
     prompt = data.get(PROMPT_KEY)
     choice_id, sep, tag = wire_id.rpartition(TAG)
     if not prompt or not sep or tag != prompt.get("tag"):
