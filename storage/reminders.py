@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, func, or_, text
+from sqlalchemy import Table, func, text
 from sqlalchemy import select as select_columns
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -295,6 +295,13 @@ async def _recipients(session: AsyncSession) -> list[Recipient]:
     return list(chosen.values())
 
 
+async def timezones_in_use(*, session: AsyncSession) -> list[str]:
+    """The time zones of the regions there are (for the operator's schedule)."""
+    connection = await session.connection()
+    statement = select_columns(_REGION.c.timezone).distinct().order_by(_REGION.c.timezone)
+    return [zone for (zone,) in await connection.execute(statement)]
+
+
 # --- writing: the ticker's guard against writing a reminder twice
 
 
@@ -353,7 +360,7 @@ async def reminder_history(
         .limit(limit)
     )  # fmt: skip
     if since is not None:
-        statement = statement.where(or_(_OUTBOX.c.created_at >= since))
+        statement = statement.where(_OUTBOX.c.created_at >= since)
     connection = await session.connection()
     return [
         HistoryRow(
