@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Table, func, text
@@ -269,30 +269,28 @@ async def _recipients(session: AsyncSession) -> list[Recipient]:
     """Active focal points, coordinators and Kanwil officers, each on the channel they last
     wrote from (one reminder per person, not one per account), skipping accounts that blocked
     the bot."""
-    statement = (
-        select_columns(
-            _CONTACT.c.id, _CONTACT.c.name, _CONTACT.c.role, _CONTACT.c.region_id,
-            _CONTACT.c.office_id, _CONTACT.c.language, _IDENTITY.c.channel, _IDENTITY.c.external_id,
-        )
-        .join(ChannelIdentity, _IDENTITY.c.contact_id == _CONTACT.c.id)
-        .where(
-            _CONTACT.c.active.is_(True),
-            _CONTACT.c.role.in_([Role.focal_point, Role.coordinator, Role.kanwil]),
-            _IDENTITY.c.unreachable_since.is_(None),
-        )
-        # Per contact, the identity written from last wins (NULLs, never written, first).
-        .order_by(
-            _CONTACT.c.id,
-            _IDENTITY.c.last_inbound_at.is_not(None),
-            _IDENTITY.c.last_inbound_at,
-            _IDENTITY.c.id,
-        )
+    statement = select_columns(
+        _CONTACT.c.id, _CONTACT.c.name, _CONTACT.c.role, _CONTACT.c.region_id,
+        _CONTACT.c.office_id, _CONTACT.c.language, _IDENTITY.c.channel,
+        _IDENTITY.c.external_id, _IDENTITY.c.last_inbound_at, _IDENTITY.c.id,
+    ).join(_IDENTITY, _IDENTITY.c.contact_id == _CONTACT.c.id).where(
+        _CONTACT.c.active.is_(True),
+        _CONTACT.c.role.in_([Role.focal_point, Role.coordinator, Role.kanwil]),
+        _IDENTITY.c.unreachable_since.is_(None),
     )  # fmt: skip
     connection = await session.connection()
-    chosen: dict[int, Recipient] = {}
+    chosen: dict[int, Any] = {}
     for row in await connection.execute(statement):
-        chosen[row[0]] = Recipient(*row)
-    return list(chosen.values())
+        best = chosen.get(row[0])
+        if best is None or _recency(row) > _recency(best):
+            chosen[row[0]] = row
+    return [Recipient(*row[:8]) for row in chosen.values()]
+
+
+def _recency(row: Any) -> tuple[bool, datetime, int]:
+    """The account written from last wins; never written from, the newest account."""
+    seen = row[8]
+    return (seen is not None, seen or datetime.min.replace(tzinfo=UTC), row[9])
 
 
 async def timezones_in_use(*, session: AsyncSession) -> list[str]:

@@ -27,7 +27,6 @@ from scheduler.reminders.schedule import (
 from storage.models import Role, SubmissionStatus
 from storage.reminder_policy import ReminderPolicy
 from storage.reminders import (
-    HANDED_IN,
     ActionRow,
     OfficeRow,
     PeriodRow,
@@ -95,25 +94,65 @@ def active_periods(periods: list[PeriodRow], now: datetime) -> list[PeriodRow]:
 
 def plan(snapshot: ReminderSnapshot, now: datetime) -> list[PlannedMessage]:
     planned: list[PlannedMessage] = []
+    zones = sorted({region.timezone for region in snapshot.regions.values()})
     for period in snapshot.periods:
         policy = ReminderPolicy.from_stored(period.policy)
         if not policy.enabled:
             continue
-        gaps = office_gaps(snapshot, period)
+        live = _live_zones(period, policy, zones, now)
+        if not live.reminders and not live.escalations:
+            continue  # the usual minute: nothing of this period is due anywhere
+        # An escalation sums up whole pemda (a Kanwil's province may span zones): then every
+        # office counts; otherwise only the offices of zones where a reminder is due.
+        only = None if live.escalations else set(live.reminders)
+        gaps = office_gaps(snapshot, period, zones=only)
         if not gaps:
             continue
-        planned += _reminders(snapshot, period, policy, gaps, now)
-        planned += _escalations(snapshot, period, policy, gaps, now)
+        planned += _reminders(snapshot, period, live.reminders, gaps)
+        planned += _escalations(snapshot, period, live.escalations, gaps)
     return planned
 
 
-def office_gaps(snapshot: ReminderSnapshot, period: PeriodRow) -> dict[int, OfficeGaps]:
-    """Per office, its assigned actions of this period not handed in, in catalogue order."""
+@dataclass(frozen=True)
+class LiveSlots:
+    """Per time zone, the slot due now (zones in quiet hours or with no current slot left out)."""
+
+    reminders: dict[str, Slot]
+    escalations: dict[str, Slot]
+
+
+def _live_zones(
+    period: PeriodRow, policy: ReminderPolicy, zones: list[str], now: datetime
+) -> LiveSlots:
+    reminders, escalations = {}, {}
+    for zone in zones:
+        if in_quiet_hours(now, zone):
+            continue
+        window = {"opens_on": period.opens_on, "due_on": period.due_on}
+        slot = current_slot(reminder_slots(**window, policy=policy, timezone=zone), now)
+        if slot is not None:
+            reminders[zone] = slot
+        slot = current_slot(escalation_slots(**window, policy=policy, timezone=zone), now)
+        if slot is not None:
+            escalations[zone] = slot
+    return LiveSlots(reminders, escalations)
+
+
+def office_gaps(
+    snapshot: ReminderSnapshot, period: PeriodRow, *, zones: set[str] | None = None
+) -> dict[int, OfficeGaps]:
+    """Per office (of these zones, or all), its assigned actions of this period not handed
+    in, in catalogue order."""
     result: dict[int, OfficeGaps] = {}
+    offices, regions = snapshot.offices, snapshot.regions
     for office_id, action_ids in snapshot.assigned.items():
-        office = snapshot.offices.get(office_id)
+        office = offices.get(office_id)
         if office is None:
             continue
+        if zones is not None:
+            region = regions.get(office.region_id)
+            if region is None or region.timezone not in zones:
+                continue
         gaps = [
             gap
             for action_id in action_ids
@@ -135,9 +174,10 @@ def _action_gap(
     submission = snapshot.submissions.get((action_id, office_id, period.id))
     if submission is None:
         return ActionGap(action, GapState.not_started)
-    if submission.status in HANDED_IN:
+    status = submission.status
+    if status is SubmissionStatus.submitted or status is SubmissionStatus.approved:
         return None
-    if submission.status is SubmissionStatus.returned:
+    if status is SubmissionStatus.returned:
         return ActionGap(action, GapState.returned)
     answered = snapshot.answered.get(submission.id, 0)
     files = snapshot.evidence
@@ -155,31 +195,17 @@ def _action_gap(
 def _reminders(
     snapshot: ReminderSnapshot,
     period: PeriodRow,
-    policy: ReminderPolicy,
+    live: dict[str, Slot],
     gaps: dict[int, OfficeGaps],
-    now: datetime,
 ) -> list[PlannedMessage]:
-    slots: dict[str, Slot | None] = {}
     planned = []
     for recipient in snapshot.recipients:
         if recipient.role is not Role.focal_point or recipient.office_id not in gaps:
             continue
         office = gaps[recipient.office_id]
         region = snapshot.regions.get(office.office.region_id)
-        if region is None or in_quiet_hours(now, region.timezone):
-            continue
-        if region.timezone not in slots:
-            slots[region.timezone] = current_slot(
-                reminder_slots(
-                    opens_on=period.opens_on,
-                    due_on=period.due_on,
-                    policy=policy,
-                    timezone=region.timezone,
-                ),
-                now,
-            )
-        slot = slots[region.timezone]
-        if slot is None:
+        slot = live.get(region.timezone) if region else None
+        if region is None or slot is None:
             continue
         key = (
             f"reminder:{period.id}:{office.office.id}:{recipient.contact_id}:"
@@ -196,9 +222,8 @@ def _reminders(
 def _escalations(
     snapshot: ReminderSnapshot,
     period: PeriodRow,
-    policy: ReminderPolicy,
+    live: dict[str, Slot],
     gaps: dict[int, OfficeGaps],
-    now: datetime,
 ) -> list[PlannedMessage]:
     by_region: dict[int, list[OfficeGaps]] = defaultdict(list)
     for office in gaps.values():
@@ -230,18 +255,8 @@ def _escalations(
         else:
             continue
         home = snapshot.regions.get(recipient.region_id)
-        if not regions or home is None or in_quiet_hours(now, home.timezone):
-            continue
-        slot = current_slot(
-            escalation_slots(
-                opens_on=period.opens_on,
-                due_on=period.due_on,
-                policy=policy,
-                timezone=home.timezone,
-            ),
-            now,
-        )
-        if slot is None:
+        slot = live.get(home.timezone) if home else None
+        if not regions or home is None or slot is None:
             continue
         key = (
             f"escalation:{period.id}:{home.id}:{recipient.contact_id}:"

@@ -17,7 +17,7 @@ from bot.engine.events import OutText, outgoing_from_payload
 from scheduler.reminders import ReminderTicker, plan_at
 from scheduler.reminders.schedule import reminder_slots
 from storage.db import create_engine, session_factory
-from storage.models import Answer, OutboxMessage, Question, Submission
+from storage.models import Answer, ChannelIdentity, OutboxMessage, Question, Submission
 from storage.reminder_policy import DEFAULT_POLICY
 from tests.scheduler.reminder_world import DUE, OPENS, hand_in, reminder_world
 
@@ -246,16 +246,13 @@ async def test_coordinator_and_kanwil_get_who_is_still_missing(sessions) -> None
         f"escalation:{rw.period.id}:{rw.world.province.id}:{rw.kanwil.id}:d+1:"
     )
     # No escalation slot on d-3.
-    async with sessions() as session:
-        plan = await plan_at(sessions, local(25, 8))
+    plan = await plan_at(sessions, local(25, 8))
     assert {message.purpose for message in plan.due} == {"reminder"}
 
 
 async def test_a_contact_who_blocked_the_bot_is_skipped(sessions) -> None:
     async with sessions() as session:
         rw = await reminder_world(session)
-        from storage.models import ChannelIdentity
-
         identity = (
             await session.exec(
                 select(ChannelIdentity).where(ChannelIdentity.contact_id == rw.world.focal_point.id)
@@ -277,3 +274,27 @@ async def test_a_failed_tick_is_one_log_line_and_no_exception(caplog) -> None:
     assert await ticker.tick() == 0
     [record] = caplog.records
     assert "database gone" in record.getMessage() and "\n" not in record.getMessage()
+
+
+async def test_a_contact_on_two_channels_gets_it_once_where_they_last_wrote(sessions) -> None:
+    async with sessions() as session:
+        rw = await reminder_world(session)
+        telegram = (
+            await session.exec(
+                select(ChannelIdentity).where(ChannelIdentity.contact_id == rw.world.focal_point.id)
+            )
+        ).one()
+        telegram.last_inbound_at = local(20, 9)
+        session.add(telegram)
+        session.add(
+            ChannelIdentity(
+                contact_id=rw.world.focal_point.id,
+                channel="whatsapp",
+                external_id="6281200000001",
+                last_inbound_at=local(22, 9),
+            )
+        )
+        await session.commit()
+    await ReminderTicker(sessions=sessions, clock=Clock(local(25, 8))).tick()
+    [row] = await outbox_rows(sessions, "reminder")
+    assert (row.channel, row.recipient) == ("whatsapp", "6281200000001")
