@@ -15,7 +15,7 @@ from storage.periods import zone_abbreviation
 from storage.reminder_policy import ReminderPolicy
 from storage.reminders import HistoryRow, PeriodRow
 
-STATUS_WORDS = {"pending": "menunggu", "sending": "dikirim", "sent": "terkirim", "failed": "gagal"}
+STATUS_WORDS = {"pending": "menunggu", "sending": "diproses", "sent": "terkirim", "failed": "gagal"}
 
 
 def short_key(chat_id: str) -> str:

@@ -6,7 +6,7 @@ up once; quiet hours; escalation to coordinators and the Kanwil; the WhatsApp te
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -298,3 +298,18 @@ async def test_a_contact_on_two_channels_gets_it_once_where_they_last_wrote(sess
     await ReminderTicker(sessions=sessions, clock=Clock(local(25, 8))).tick()
     [row] = await outbox_rows(sessions, "reminder")
     assert (row.channel, row.recipient) == ("whatsapp", "6281200000001")
+
+
+async def test_a_period_across_a_month_end_in_wit(sessions) -> None:
+    async with sessions() as session:
+        await reminder_world(
+            session, timezone="Asia/Jayapura", opens_on=date(2025, 11, 26), due_on=date(2025, 12, 2)
+        )
+    wit = ZoneInfo("Asia/Jayapura")
+    clock = Clock(datetime(2025, 12, 1, 8, 0, tzinfo=wit).astimezone(UTC))
+    assert await ReminderTicker(sessions=sessions, clock=clock).tick() == 3  # d-1: + escalations
+    [row] = await outbox_rows(sessions, "reminder")
+    assert row.idempotency_key.endswith(":d-1:2025-12-01")
+    message = text_of(row)
+    assert "2 Desember 2025 pukul 23.59 WIT (1 hari lagi)" in message.text
+    assert message.template_params[3] == "2 Desember 2025 pukul 23.59 WIT"
