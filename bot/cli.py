@@ -7,9 +7,10 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
@@ -26,11 +27,13 @@ catalogue_app = typer.Typer(help="Katalog aksi, ukuran, pertanyaan.", no_args_is
 contacts_app = typer.Typer(help="Wilayah, OPD, kontak dan penugasan.", no_args_is_help=True)
 invite_app = typer.Typer(help="Kode undangan pendaftaran.", no_args_is_help=True)
 period_app = typer.Typer(help="Jendela periode pelaporan.", no_args_is_help=True)
+reminders_app = typer.Typer(help="Pengingat dan eskalasi terjadwal.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(invite_app, name="invite")
 app.add_typer(period_app, name="period")
+app.add_typer(reminders_app, name="reminders")
 
 # soft_wrap: one problem per line however long; highlight off: file text is not decoration.
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -278,16 +281,40 @@ def _export_errors() -> Iterator[None]:
         raise typer.Exit(1) from error
 
 
+# --- reminders (docs/reminders.md)
+
+
+def _parse_at(text: str | None) -> datetime:
+    """--at: ISO 8601; without a zone it is WIB (Asia/Jakarta), as operators mean it."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError as error:
+        err.print(
+            f'[red]Gagal:[/red] "{escape(text)}": tulis waktu seperti 2025-08-25T08:00 (WIB).'
+        )
+        raise typer.Exit(1) from error
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Jakarta"))
+    return parsed.astimezone(UTC)
+
+
+async def _in_session(sessions: Any, work: Callable[[Any], Awaitable[T]]) -> T:
+    async with sessions() as session:
+        return await work(session)
+
+
 async def _reading(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """The work in a plain session: reads take no write lock, and it ends before a long export
-    starts writing, so no transaction stays open for the length of the archive."""
+    """Read-only work on a schema brought up to date first, given a session factory: reads take
+    no write lock, and the work ends before a long export starts writing, so no transaction
+    stays open for the length of an archive."""
     from storage.db import create_engine, session_factory
 
     await _migrate(settings, quiet_when_current=True)
     engine = create_engine(settings.database_url)
     try:
-        async with session_factory(engine)() as session:
-            return await work(session)
+        return await work(session_factory(engine))
     finally:
         await engine.dispose()
 
@@ -313,8 +340,11 @@ def export_evidence(
         plan = _run(
             lambda: _reading(
                 settings,
-                lambda s: evidence_plan(
-                    session=s, period_code=period, programme_code=programme, region_code=region
+                lambda sessions: _in_session(
+                    sessions,
+                    lambda s: evidence_plan(
+                        session=s, period_code=period, programme_code=programme, region_code=region
+                    ),
                 ),
             )
         )
@@ -356,6 +386,47 @@ def export_verify(file: Annotated[Path, typer.Argument(help="Arsip ZIP hasil eks
 def _printable(text: str) -> str:
     """A name from an archive someone else may have made: no terminal control characters."""
     return "".join(char if char.isprintable() else "?" for char in text)
+
+
+@reminders_app.command("plan")
+def reminders_plan(
+    at: Annotated[
+        str | None, typer.Option(help="Waktu uji, mis. 2025-08-25T08:00 (tanpa zona: WIB)")
+    ] = None,
+) -> None:
+    """Tampilkan pengingat yang jatuh tempo pada waktu itu dan jadwal berikutnya (uji coba)."""
+    from scheduler.reminders import plan_at
+    from scheduler.reminders.operator import plan_lines, upcoming_lines
+    from storage.reminders import dated_periods, timezones_in_use
+
+    settings = _settings()
+    now = _parse_at(at)
+
+    async def work(sessions: Any) -> list[str]:
+        plan = await plan_at(sessions, now)
+        async with sessions() as session:
+            periods = await dated_periods(session=session)
+            zones = await timezones_in_use(session=session)
+        return [*plan_lines(plan), "", "Jadwal berikutnya:", *upcoming_lines(periods, zones, now)]
+
+    typer.echo("\n".join(_run(lambda: _reading(settings, work))))
+
+
+@reminders_app.command("history")
+def reminders_history(
+    limit: Annotated[int, typer.Option(help="Berapa baris terakhir", min=1, max=10000)] = 50,
+) -> None:
+    """Tampilkan pengingat dan eskalasi yang sudah ditulis: kapan, kepada siapa, statusnya."""
+    from scheduler.reminders.operator import history_lines
+    from storage.reminders import reminder_history
+
+    settings = _settings()
+
+    async def work(sessions: Any) -> list[str]:
+        async with sessions() as session:
+            return history_lines(await reminder_history(session=session, limit=limit))
+
+    typer.echo("\n".join(_run(lambda: _reading(settings, work))))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ twice (no job registers itself on import: a forgotten import would be a silent n
 |---|---|---|
 | `inbox-replay` | every minute | handle webhook messages stored but not handled (a crash) |
 | `evidence-sweep` | daily, 02:30 WIB | delete blobs no file row names (past the store's grace) |
+| `reminders` | every minute | write the reminders and escalations due now (docs/reminders.md) |
 
 The outbox sender needs no job: it wakes itself when rows are written and polls for retries.
 """
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.dispatch import Engine
+from scheduler.reminders import ReminderTicker
 from storage.evidence import EvidenceStore
 from storage.evidence.references import referenced_keys
 
@@ -45,14 +47,16 @@ def scheduled_jobs(
     sessions: async_sessionmaker[AsyncSession],
     store: EvidenceStore,
 ) -> list[Job]:
-    """The one list. Reminders and escalations join it in their own issue."""
+    """The one list."""
 
     async def sweep() -> int:
         return await sweep_unreferenced_evidence(sessions=sessions, store=store)
 
+    reminders = ReminderTicker(sessions=sessions, wakeup=engine.outbox_ready)
     return [
         Job(id="inbox-replay", seconds=60, run=engine.replay_stored),
         Job(id="evidence-sweep", daily_at="02:30", run=sweep),
+        Job(id="reminders", seconds=60, run=reminders.tick),
     ]
 
 

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from storage.models import ActionLevel, ProgrammeKind, QuestionKind
+from storage.reminder_policy import ReminderPolicy
 
 EVIDENCE_KINDS = ("photo", "pdf", "docx", "xlsx")
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -150,3 +151,5 @@ class CatalogueDoc(_Doc):
     programme: ProgrammeDoc
     periods: list[PeriodDoc] = Field(min_length=1)
     actions: list[ActionDoc] = Field(default_factory=list)
+    # Optional: when focal points are reminded (storage/reminder_policy.py has the defaults).
+    reminders: ReminderPolicy | None = None

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.importers.catalogue_checks import check_windows
-from storage.importers.catalogue_format import CatalogueDoc, EvidenceDoc, ProgrammeDoc, QuestionDoc
+from storage.importers.catalogue_format import CatalogueDoc, EvidenceDoc, QuestionDoc
 from storage.importers.common import ImportReport, Progress, noop_progress, row_id, upsert_row
 from storage.models import Action, EvidenceRequirement, Measure, Period, Programme, Question
 
@@ -29,7 +29,7 @@ async def import_catalogue(
     programme = await _find_programme(doc.programme.code, session=session)
     old_periods = await _existing_periods(programme, session=session)
     check_windows(doc.periods, old_periods)
-    programme = await _upsert_programme(doc.programme, programme, session=session, report=report)
+    programme = await _upsert_programme(doc, programme, session=session, report=report)
     progress(1, total, "Program")
     periods = await _upsert_periods(doc, programme, old_periods, session=session, report=report)
     progress(len(doc.periods), total, "Periode")
@@ -62,10 +62,22 @@ async def _existing_periods(
 
 
 async def _upsert_programme(
-    doc: ProgrammeDoc, programme: Programme | None, *, session: AsyncSession, report: ImportReport
+    catalogue: CatalogueDoc,
+    programme: Programme | None,
+    *,
+    session: AsyncSession,
+    report: ImportReport,
 ) -> Programme:
+    doc = catalogue.programme
     existing = {doc.code: programme} if programme else {}
-    values = {"code": doc.code, "kind": doc.kind, "year": doc.year, "title": doc.title}
+    policy = catalogue.reminders.model_dump(mode="json") if catalogue.reminders else None
+    values = {
+        "code": doc.code,
+        "kind": doc.kind,
+        "year": doc.year,
+        "title": doc.title,
+        "reminder_policy": policy,
+    }
     row = upsert_row(session, existing, doc.code, Programme, values, report["programme"])
     await session.flush()
     return row

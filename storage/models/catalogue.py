@@ -7,6 +7,7 @@ Catalogue content is data imported from files (storage/importers/), never code.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -23,6 +24,8 @@ class Programme(SQLModel, table=True):
     kind: ProgrammeKind = Field(sa_type=enum_type(ProgrammeKind))
     year: int
     title: str = Field(max_length=200)
+    # The catalogue's `reminders:` block (storage/reminder_policy.py); None: the defaults.
+    reminder_policy: dict[str, Any] | None = Field(default=None, sa_type=json_type())
 
 
 class Period(SQLModel, table=True):

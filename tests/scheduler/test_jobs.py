@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,8 @@ WIB = ZoneInfo("Asia/Jakarta")
 
 
 class _NoEngine:
+    outbox_ready = asyncio.Event()
+
     async def replay_stored(self) -> int:
         return 0
 
@@ -31,9 +34,10 @@ def _age(store: LocalEvidenceStore, key: str, hours: float) -> None:
 async def test_every_job_has_a_unique_stable_id(sessions, tmp_path: Path) -> None:
     store = LocalEvidenceStore(tmp_path)
     jobs = scheduled_jobs(engine=_NoEngine(), sessions=sessions, store=store)  # type: ignore[arg-type]
-    assert [job.id for job in jobs] == ["inbox-replay", "evidence-sweep"]
+    ids = ["inbox-replay", "evidence-sweep", "reminders"]
+    assert [job.id for job in jobs] == ids
     scheduler = build_scheduler(jobs)
-    assert {job.id for job in scheduler.get_jobs()} == {"inbox-replay", "evidence-sweep"}
+    assert {job.id for job in scheduler.get_jobs()} == set(ids)
 
 
 async def test_the_sweep_runs_daily_at_half_past_two_in_jakarta(sessions, tmp_path: Path) -> None:

@@ -1,0 +1,110 @@
+"""The operator's view of reminders (`laporham reminders plan|history`): plain lines of text,
+in Indonesian like the rest of the command line. Contacts are named, accounts shown only by a
+short key (no phone numbers on a screen or in a terminal log)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from scheduler.reminders.planner import PlannedMessage
+from scheduler.reminders.schedule import escalation_slots, reminder_slots
+from scheduler.reminders.ticker import Plan
+from storage.periods import zone_abbreviation
+from storage.reminder_policy import ReminderPolicy
+from storage.reminders import HistoryRow, PeriodRow
+
+STATUS_WORDS = {"pending": "menunggu", "sending": "diproses", "sent": "terkirim", "failed": "gagal"}
+
+
+def short_key(chat_id: str) -> str:
+    """The last four characters of an account id: enough to tell two apart, not to dial."""
+    return "…" + chat_id[-4:] if len(chat_id) > 4 else chat_id
+
+
+def local_time(instant: datetime, timezone: str) -> str:
+    local = instant.astimezone(ZoneInfo(timezone))
+    return f"{local:%Y-%m-%d %H:%M} {zone_abbreviation(timezone)}"
+
+
+def _what(message: PlannedMessage) -> str:
+    if message.office is not None:
+        actions = ", ".join(gap.action.code for gap in message.office.gaps)
+        region = message.region.name if message.region else ""
+        return f"{message.office.office.name} {region}: {actions}"
+    pemda = ", ".join(f"{item.region.name} ({item.actions_missing})" for item in message.regions)
+    return f"belum lengkap: {pemda}"
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    """What the ticker would write at `plan.at`, one line each, and what was written already."""
+    lines = [
+        f"Pengingat yang jatuh tempo pada {plan.at:%Y-%m-%d %H:%M} UTC (uji coba, tanpa menulis):"
+    ]
+    for message in sorted(plan.due, key=lambda m: (m.slot.at, m.purpose, m.recipient.name)):
+        state = "sudah ditulis" if message.key in plan.written else "AKAN DIKIRIM"
+        lines.append(
+            f"  {local_time(message.slot.at, message.timezone)}  {state:<13} "
+            f"{message.purpose} {message.slot.offset} {message.period.code} → "
+            f"{message.recipient.name} ({message.recipient.channel} "
+            f"{short_key(message.recipient.chat_id)}) — {_what(message)}"
+        )
+    unsent = len(plan.unsent)
+    lines.append(f"{unsent} akan dikirim, {len(plan.due) - unsent} sudah ditulis sebelumnya.")
+    return lines
+
+
+def upcoming_lines(
+    periods: Sequence[PeriodRow], timezones: Sequence[str], after: datetime
+) -> list[str]:
+    """The slots still to come of each period, per time zone in use."""
+    lines = []
+    for period in periods:
+        policy = ReminderPolicy.from_stored(period.policy)
+        if not policy.enabled:
+            lines.append(f"{period.code} {period.programme_year}: pengingat dimatikan di katalog.")
+            continue
+        for timezone in timezones:
+            slots = [
+                ("pengingat", slot)
+                for slot in reminder_slots(
+                    opens_on=period.opens_on,
+                    due_on=period.due_on,
+                    policy=policy,
+                    timezone=timezone,
+                )
+            ]
+            slots += [
+                ("eskalasi", slot)
+                for slot in escalation_slots(
+                    opens_on=period.opens_on, due_on=period.due_on, policy=policy,
+                    timezone=timezone,
+                )
+            ]  # fmt: skip
+            coming = sorted((slot.at, kind, slot.offset) for kind, slot in slots if slot.at > after)
+            if coming:
+                listed = "; ".join(
+                    f"{kind} {offset} {local_time(at, timezone)}" for at, kind, offset in coming
+                )
+                lines.append(
+                    f"{period.code} {period.programme_year} ({period.programme_code}), "
+                    f"{zone_abbreviation(timezone)}: {listed}"
+                )
+    return lines or ["Tidak ada pengingat terjadwal sesudahnya."]
+
+
+def history_lines(rows: Sequence[HistoryRow]) -> list[str]:
+    if not rows:
+        return ["Belum ada pengingat atau eskalasi yang ditulis."]
+    lines = []
+    for row in rows:
+        offset = row.idempotency_key.split(":")[4] if row.idempotency_key.count(":") >= 4 else ""
+        when = row.sent_at or row.created_at
+        status = STATUS_WORDS.get(row.status, row.status)
+        error = f" — {row.last_error[:80]}" if row.last_error and row.status == "failed" else ""
+        lines.append(
+            f"{when:%Y-%m-%d %H:%M} UTC  {status:<9} {row.purpose} {offset} → "
+            f"{row.contact_name or '?'} ({row.channel} {short_key(row.recipient)}){error}"
+        )
+    return lines
