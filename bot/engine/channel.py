@@ -6,6 +6,7 @@ live in bot/channels/ and make no business decisions.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -39,6 +40,12 @@ class Capabilities:
     user_key_is_phone: bool = False  # WhatsApp: the sender's id is their phone number
     contact_command: str | None = None  # console: the typed command that shares a number
     needs_inbound_window: bool = False  # WhatsApp: send() needs when the user last wrote
+
+
+# How urgent the message being sent is, lower first (0: a reply to someone waiting; the outbox's
+# PRIORITY). Set by the outbox sender in the task that calls `send`; a channel whose rate
+# limiter makes sends wait serves the lowest first, so a reply passes queued broadcast sends.
+send_priority: ContextVar[int] = ContextVar("send_priority", default=0)
 
 
 class FileTooLarge(Exception):
