@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.engine.events import FileReceived, Inbound, Outgoing
 
@@ -111,6 +111,11 @@ class ChannelAdapter(Protocol):
         """Receive until cancelled (long polling); returns at once where webhooks deliver."""
         ...
 
+    async def settle(self) -> None:
+        """Receiving has stopped (a graceful stop): wait for the turns in hand to finish.
+        Sending still works; the caller bounds the wait."""
+        ...
+
     async def close(self) -> None:
         """Let work in hand finish briefly, then release connections."""
         ...
@@ -131,3 +136,30 @@ class ChannelAdapter(Protocol):
     async def fetch_file(self, event: FileReceived, *, max_bytes: int) -> bytes:
         """Download the bytes of a received file; raise FileTooLarge or FetchFailed."""
         ...
+
+
+class Lease(Protocol):
+    """A job only one process may do at a time, held through the database (bot/app.py gives
+    it; storage/leases.py keeps it). The holder calls `hold` at least every `renew_seconds`."""
+
+    renew_seconds: float
+
+    async def hold(self) -> bool:
+        """Take or renew the lease: True while this process holds it."""
+        ...
+
+    async def release(self) -> None:
+        """Give it up now (a graceful stop), so another process need not wait for it."""
+        ...
+
+
+@runtime_checkable
+class ExclusiveReceiver(Protocol):
+    """A channel whose receiving only one process may do (Telegram's getUpdates: one consumer
+    per bot token). The composition root gives it a lease before `run`."""
+
+    def receiver_lease_name(self) -> str | None:
+        """The lease to hold while receiving; None when no election is needed (webhooks)."""
+        ...
+
+    def use_lease(self, lease: Lease) -> None: ...

@@ -117,6 +117,10 @@ class WhatsAppChannel:
     async def run(self, engine: Engine) -> None:
         """Webhooks deliver everything: nothing runs here."""
 
+    async def settle(self) -> None:
+        """The HTTP server has stopped: wait for the handlers of what it received."""
+        await self.webhook.idle()
+
     async def close(self) -> None:
         """Let running handlers finish (briefly), then release the HTTP connections."""
         await self.webhook.close()
