@@ -90,6 +90,10 @@ POLL_SECONDS = 1.0
 MAX_IN_FLIGHT = 100
 # Replies are claimed even past MAX_IN_FLIGHT: at most this many more.
 REPLY_ALLOWANCE = 100
+# Outcomes are written at most this often (seconds) while nothing else calls for a cycle: one
+# write transaction per send would take the database's write lock 25 times a second during a
+# broadcast, and every user's turn would queue behind it (SQLite).
+OUTCOME_WRITE_SECONDS = 0.25
 
 
 def process_owner() -> str:
@@ -215,7 +219,18 @@ class OutboxSender:
             for waiting in waits:
                 waiting.cancel()
         refill = self._more_due and self._room() >= self.max_in_flight // 2
-        return self.wakeup.is_set() or not self._changed.is_set() or refill
+        if self.wakeup.is_set() or not self._changed.is_set() or refill:
+            return True
+        # Only outcomes to write: gather a few more first, unless woken or stopped meanwhile.
+        waits = [asyncio.ensure_future(event.wait()) for event in (self.wakeup, self._stopping)]
+        try:
+            await asyncio.wait(
+                waits, timeout=OUTCOME_WRITE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return self.wakeup.is_set()
 
     async def _finish(self, *, grace: float) -> None:
         """Stopping: rows not begun go back to pending now (another process may send them at
