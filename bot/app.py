@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.console import ConsoleChannel
-from bot.engine.channel import Channel, ChannelAdapter, ExclusiveReceiver
+from bot.engine.channel import Channel, ChannelAdapter, ExclusiveReceiver, KeepsClosedWindows
 from bot.engine.dispatch import Engine
+from bot.engine.windows import StoredClosedWindows
 from bot.http import HttpServer, build_app
 from bot.settings import Settings
 from handlers.router import route, wants_file
@@ -64,7 +65,24 @@ def build(settings: Settings, channels: list[ChannelAdapter] | None = None) -> A
     )
     sender = OutboxSender(sessions=sessions, channels=by_name, wakeup=engine.outbox_ready)
     engine.hand_off = sender  # used only while sender.run() is running
-    return App(settings, db, sessions, engine, sender, by_name)
+    app = App(settings, db, sessions, engine, sender, by_name)
+    give_channels_their_storage(app)
+    return app
+
+
+def give_channels_their_storage(app: App) -> None:
+    """What a channel keeps in the database, through objects made here (a channel never
+    builds a session): the lease of receiving only one process may do (Telegram polling: a
+    second process on the same database waits, and takes over), and WhatsApp's closed
+    windows (a restart still knows who needs a template)."""
+    for adapter in app.channels.values():
+        if isinstance(adapter, ExclusiveReceiver) and (name := adapter.receiver_lease_name()):
+            owner = app.sender.owner
+            adapter.use_lease(DatabaseLease(sessions=app.sessions, name=name, owner=owner))
+        if isinstance(adapter, KeepsClosedWindows):
+            adapter.use_closed_windows(
+                StoredClosedWindows(sessions=app.sessions, channel=adapter.name)
+            )
 
 
 def evidence_store(settings: Settings) -> EvidenceStore:
@@ -183,7 +201,6 @@ async def run_channels(
     (see `shut_down`). `on_http_started` gets the bound port (LAPORHAM_HTTP_PORT=0)."""
     stop = stop or asyncio.Event()
     app = build(settings, channels)
-    elect_receivers(app, channels)
     routes = [route for adapter in channels for route in adapter.routes(app.engine)]
     http = HttpServer(build_app(routes), host=settings.http_host, port=settings.http_port)
     await http.start()
@@ -209,16 +226,6 @@ async def run_channels(
             await shut_down(app, http, receivers, sender, grace=settings.shutdown_seconds)
         else:  # cancelled, or a channel failed: stop now, as a crash would (nothing is lost)
             await cut_short(app, http, [*receivers, sender])
-
-
-def elect_receivers(app: App, channels: list[ChannelAdapter]) -> None:
-    """Receiving that only one process may do (Telegram polling) goes to the holder of a lease
-    in the database: a second process on the same database waits, and takes over."""
-    for adapter in channels:
-        if isinstance(adapter, ExclusiveReceiver) and (name := adapter.receiver_lease_name()):
-            adapter.use_lease(
-                DatabaseLease(sessions=app.sessions, name=name, owner=app.sender.owner)
-            )
 
 
 @contextlib.contextmanager

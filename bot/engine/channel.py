@@ -163,3 +163,19 @@ class ExclusiveReceiver(Protocol):
         ...
 
     def use_lease(self, lease: Lease) -> None: ...
+
+
+class ClosedWindows(Protocol):
+    """Where a channel keeps who the platform said is outside its free-form window (WhatsApp),
+    so a restart does not forget who needs a template (bot/engine/windows.py)."""
+
+    async def closed_at(self, chat_id: str) -> datetime | None: ...
+
+    async def note_closed(self, chat_id: str, at: datetime) -> None: ...
+
+
+@runtime_checkable
+class KeepsClosedWindows(Protocol):
+    """A channel that remembers closed windows: the composition root gives it the store."""
+
+    def use_closed_windows(self, store: ClosedWindows) -> None: ...

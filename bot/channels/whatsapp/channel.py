@@ -18,7 +18,7 @@ from bot.channels.whatsapp.errors import RetryDelays, short_key
 from bot.channels.whatsapp.media import Media
 from bot.channels.whatsapp.outbound import Outbound, Pacing, Window
 from bot.channels.whatsapp.transport import Webhook
-from bot.engine.channel import Capabilities, Channel, FetchFailed, FileTooLarge
+from bot.engine.channel import Capabilities, Channel, ClosedWindows, FetchFailed, FileTooLarge
 from bot.engine.events import FileReceived, Inbound, Outgoing
 from storage.evidence import EvidenceStore
 from storage.types import utcnow
@@ -134,6 +134,10 @@ class WhatsAppChannel:
     def handling(self) -> int:
         """Background handlers running now (tests, benchmarks)."""
         return self.webhook.in_flight
+
+    def use_closed_windows(self, store: ClosedWindows) -> None:
+        """Where closed windows outlive the process (given by the composition root)."""
+        self.window.stored = store
 
     # --- the engine's side -------------------------------------------------------------------
 
