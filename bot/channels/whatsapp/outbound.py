@@ -29,6 +29,7 @@ from aiolimiter import AsyncLimiter
 from cachetools import LRUCache, TTLCache
 from pydantic import ValidationError
 
+from bot.channels.pacing import PriorityPacer
 from bot.channels.whatsapp import shapes, templates
 from bot.channels.whatsapp.errors import (
     OutsideWindow,
@@ -65,7 +66,9 @@ class Pacing:
     def __init__(
         self, messages_per_second: float, recipient_burst: int, recipient_interval: float
     ) -> None:
-        self.number = AsyncLimiter(messages_per_second, 1.0)
+        # Evenly spaced, and the most urgent waiting send first (a reply passes a broadcast's
+        # queued sends: bot.engine.channel.send_priority).
+        self.number = PriorityPacer(messages_per_second)
         self.recipient_burst = recipient_burst
         self.recipient_interval = recipient_interval
         self._recipients: LRUCache[str, AsyncLimiter] = LRUCache(maxsize=MAX_RECIPIENTS)
