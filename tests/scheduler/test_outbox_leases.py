@@ -295,3 +295,26 @@ async def test_sends_still_in_hand_after_the_grace_are_left_to_their_lease(
     async with sessions() as session:
         row = (await session.exec(select(OutboxMessage))).one()
     assert (row.status, row.claimed_by) == (OutboxStatus.sending, sender.owner)
+
+
+async def test_the_pacer_makes_up_for_a_late_wakeup_only_within_its_burst() -> None:
+    """At 10/s with a burst of 2: two sends at once, then one per 0.1 s; after a stall (the
+    clock jumps a second, as when the event loop was busy) again at most two at once, never
+    the ten the stall "owed". On a frozen clock nothing else is ever let through."""
+    now = [100.0]
+    pacer = PriorityPacer(rate=10, burst=2, clock=lambda: now[0])
+
+    async def let_through(attempts: int) -> int:
+        tasks = [asyncio.create_task(pacer.acquire()) for _ in range(attempts)]
+        await asyncio.sleep(0)
+        through = sum(task.done() for task in tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return through
+
+    assert await let_through(5) == 2
+    now[0] += 1.0
+    assert await let_through(5) == 2
+    now[0] += 0.1  # one interval: one more
+    assert await let_through(5) == 1
