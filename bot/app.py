@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import signal
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, TextIO
@@ -15,12 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.console import ConsoleChannel
-from bot.engine.channel import Channel, ChannelAdapter
+from bot.engine.channel import Channel, ChannelAdapter, ExclusiveReceiver, KeepsClosedWindows
 from bot.engine.dispatch import Engine
+from bot.engine.windows import StoredClosedWindows
 from bot.http import HttpServer, build_app
 from bot.settings import Settings
 from handlers.router import route, wants_file
 from scheduler.jobs import build_scheduler, scheduled_jobs
+from scheduler.leases import DatabaseLease
 from scheduler.outbox import OutboxSender
 from storage.db import create_engine, session_factory, transaction
 from storage.evidence import EvidenceStore, LocalEvidenceStore
@@ -62,7 +65,24 @@ def build(settings: Settings, channels: list[ChannelAdapter] | None = None) -> A
     )
     sender = OutboxSender(sessions=sessions, channels=by_name, wakeup=engine.outbox_ready)
     engine.hand_off = sender  # used only while sender.run() is running
-    return App(settings, db, sessions, engine, sender, by_name)
+    app = App(settings, db, sessions, engine, sender, by_name)
+    give_channels_their_storage(app)
+    return app
+
+
+def give_channels_their_storage(app: App) -> None:
+    """What a channel keeps in the database, through objects made here (a channel never
+    builds a session): the lease of receiving only one process may do (Telegram polling: a
+    second process on the same database waits, and takes over), and WhatsApp's closed
+    windows (a restart still knows who needs a template)."""
+    for adapter in app.channels.values():
+        if isinstance(adapter, ExclusiveReceiver) and (name := adapter.receiver_lease_name()):
+            owner = app.sender.owner
+            adapter.use_lease(DatabaseLease(sessions=app.sessions, name=name, owner=owner))
+        if isinstance(adapter, KeepsClosedWindows):
+            adapter.use_closed_windows(
+                StoredClosedWindows(sessions=app.sessions, channel=adapter.name)
+            )
 
 
 def evidence_store(settings: Settings) -> EvidenceStore:
@@ -99,7 +119,7 @@ def configured_channels(settings: Settings) -> list[ChannelAdapter]:
 def telegram_channel(
     settings: Settings, store: EvidenceStore, *, limits: Limits | None = None
 ) -> TelegramChannel:
-    from bot.channels.telegram import TelegramChannel
+    from bot.channels.telegram import Limits, TelegramChannel
 
     if not settings.telegram_token:
         raise ValueError("LAPORHAM_TELEGRAM_TOKEN is not set")
@@ -111,7 +131,7 @@ def telegram_channel(
         store=store,
         webhook_url=settings.telegram_webhook_url,
         webhook_secret=settings.telegram_webhook_secret,
-        limits=limits,
+        limits=limits or Limits(overall_per_second=settings.telegram_messages_per_second),
     )
 
 
@@ -173,9 +193,13 @@ async def run_channels(
     channels: list[ChannelAdapter],
     *,
     on_http_started: Callable[[int], None] | None = None,
+    handle_signals: bool = False,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve chat channels until cancelled: their receivers, the sender, HTTP and the jobs.
-    `on_http_started` gets the bound port (useful with LAPORHAM_HTTP_PORT=0)."""
+    """Serve chat channels until `stop` is set (with `handle_signals`: on SIGTERM or SIGINT)
+    or until cancelled: their receivers, the sender, HTTP and the jobs; then stop gracefully
+    (see `shut_down`). `on_http_started` gets the bound port (LAPORHAM_HTTP_PORT=0)."""
+    stop = stop or asyncio.Event()
     app = build(settings, channels)
     routes = [route for adapter in channels for route in adapter.routes(app.engine)]
     http = HttpServer(build_app(routes), host=settings.http_host, port=settings.http_port)
@@ -187,25 +211,115 @@ async def run_channels(
         scheduled_jobs(engine=app.engine, sessions=app.sessions, store=app.engine.evidence_store)
     )
     scheduler.start()
-    tasks = [asyncio.create_task(app.sender.run(), name="outbox-sender")]
-    tasks += [
+    sender = asyncio.create_task(app.sender.run(), name="outbox-sender")
+    receivers = [
         asyncio.create_task(_serve(adapter, app.engine), name=f"channel-{adapter.name}")
         for adapter in channels
     ]
     try:
-        await app.engine.replay_stored()
-        await asyncio.gather(*tasks)
+        with stop_signals(stop, enabled=handle_signals):
+            await app.engine.replay_stored()
+            await until_stopped(stop, [sender, *receivers])
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
         scheduler.shutdown(wait=False)
-        for adapter in channels:
+        if stop.is_set():
+            await shut_down(app, http, receivers, sender, grace=settings.shutdown_seconds)
+        else:  # cancelled, or a channel failed: stop now, as a crash would (nothing is lost)
+            await cut_short(app, http, [*receivers, sender])
+
+
+@contextlib.contextmanager
+def stop_signals(stop: asyncio.Event, *, enabled: bool) -> Iterator[None]:
+    """SIGTERM (a deploy, systemd, docker stop) and SIGINT (Ctrl-C) set `stop`."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT) if enabled else ()
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        yield
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+
+async def until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Until `stop` is set; a task that fails (a rejected token) ends it with its error. A
+    receiver that simply returns (webhooks deliver instead) is no reason to stop."""
+    stopping = asyncio.create_task(stop.wait())
+    running = set(tasks)
+    try:
+        while not stop.is_set():
+            done, _ = await asyncio.wait({stopping, *running}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopping}:
+                running.discard(task)
+                task.result()
+    finally:
+        stopping.cancel()
+
+
+async def shut_down(
+    app: App,
+    http: HttpServer,
+    receivers: list[asyncio.Task[None]],
+    sender: asyncio.Task[None],
+    *,
+    grace: float,
+) -> None:
+    """Stop taking updates (polling stops, the HTTP server stops accepting), let the turns in
+    hand finish, let the sender finish its sends and write their outcomes, then close; all
+    within `grace` seconds, after which what is left is cut short (its rows are sent again
+    after the restart: nothing is lost)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    for task in receivers:
+        task.cancel()
+    for task in receivers:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    await _within(deadline, http.stop(), "HTTP server")
+    await _within(
+        deadline,
+        asyncio.gather(*(adapter.settle() for adapter in app.channels.values())),
+        "turns in hand",
+    )
+    # The sender keeps a second of the grace to write its outcomes.
+    app.sender.stop_grace = max(0.0, deadline - loop.time() - 1.0)
+    app.sender.stop()
+    await _within(deadline, asyncio.shield(sender), "outbox sender")
+    if not sender.done():
+        sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await sender
+    for adapter in app.channels.values():
+        with contextlib.suppress(Exception):
             await adapter.close()
-        await http.stop()
-        await app.close()
+    await app.close()
+
+
+async def cut_short(app: App, http: HttpServer, tasks: list[asyncio.Task[None]]) -> None:
+    """Stop at once: turns in hand are dropped (replayed from the inbox at the next start),
+    sends in flight stay claimed until their lease expires; the sender still writes the
+    outcomes it has."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    for adapter in app.channels.values():
+        await adapter.close()
+    await http.stop()
+    await app.close()
+
+
+async def _within(deadline: float, work: Awaitable[object], what: str) -> None:
+    """Wait for `work` until the deadline; past it, say what was cut short (one line)."""
+    remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+    try:
+        await asyncio.wait_for(work, timeout=remaining)
+    except TimeoutError:
+        log.warning("graceful stop: %s cut short after the shutdown bound", what)
+    except Exception as error:
+        log.warning("graceful stop: %s failed: %s", what, error)
 
 
 async def _serve(adapter: ChannelAdapter, engine: Engine) -> None:

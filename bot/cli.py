@@ -153,7 +153,7 @@ def _serve(settings: Settings, *, seed_demo: bool) -> None:
     names = ", ".join(str(channel.name) for channel in channels)
     err.print(f"LaporHAM berjalan: {names}; HTTP {settings.http_host}:{settings.http_port}.")
     try:
-        _run(lambda: run_channels(settings, channels))
+        _run(lambda: run_channels(settings, channels, handle_signals=True))
     except KeyboardInterrupt:
         err.print("Berhenti.")
     except ChannelConfigError as error:  # a bad token or webhook URL: the operator's to fix

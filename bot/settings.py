@@ -45,11 +45,15 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     max_upload_mb: int = Field(default=20, ge=1, le=100)
+    # SIGTERM/SIGINT: how long a graceful stop may take before what is left is cut short.
+    shutdown_seconds: float = Field(default=10.0, gt=0, le=300)
 
     telegram_token: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: str | None = None
+    # Our pace under Telegram's ~30 messages/s per bot (arrival jitter needs the headroom).
+    telegram_messages_per_second: float = Field(default=25.0, gt=0, le=1000)
 
     whatsapp_token: str | None = None
     whatsapp_phone_number_id: str | None = None

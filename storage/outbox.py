@@ -3,7 +3,10 @@ last receipt about it.
 
 A row is written `pending` (or already claimed, `sending`, when the engine hands it straight to
 the running sender), claimed by the sender, then marked `sent` or `failed`, or given back to
-`pending` for a retry. Delivery receipts arrive later, keyed by the provider's message id: each
+`pending` for a retry. A claim names its owner (one sender process) and carries a lease: the
+owner renews it while the send is in hand, and only a claim whose lease has expired (its
+process died) is taken back by another process. Claims go replies first, then reminders, then
+broadcasts (`PRIORITY`). Delivery receipts arrive later, keyed by the provider's message id: each
 is one UPDATE guarded in its WHERE clause, so receipts that arrive together or out of order
 (read before delivered) never move a row backwards and need no row lock.
 
@@ -16,7 +19,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, case, exists, func, insert, or_, update
@@ -28,6 +31,17 @@ from storage.models import OutboxMessage, OutboxStatus
 from storage.types import utcnow
 
 WAITING = (OutboxStatus.pending, OutboxStatus.sending)
+# How long a claim holds a row before another process may take it back: far longer than a
+# send, and renewed by its sender while the row is in hand (see scheduler/outbox.py).
+CLAIM_LEASE = timedelta(seconds=60)
+# Lower goes first: someone waiting for an answer before reminders, reminders before
+# broadcasts. A purpose not listed goes with reminders.
+PRIORITY = {"reply": 0, "reminder": 1, "broadcast": 2}
+OTHER_PRIORITY = 1
+
+
+def priority_of(purpose: str) -> int:
+    return PRIORITY.get(purpose, OTHER_PRIORITY)
 
 
 @dataclass(slots=True)
@@ -40,6 +54,7 @@ class QueuedMessage:
     recipient: str
     payload: dict[str, Any]
     attempts: int
+    purpose: str = "reply"
 
 
 # SQLModel sets __table__ on every table model but does not declare it.
@@ -55,13 +70,15 @@ def outbox_row(
     contact_id: int | None = None,
     purpose: str = "reply",
     not_before: datetime | None = None,
-    claimed: bool = False,
+    claimed_by: str | None = None,
 ) -> dict[str, Any]:
-    """The column values of a message to send, for `insert_outbox`. `claimed`: written as taken
-    by the running sender (the engine hands it over after commit), so no claim transaction is
-    needed; a crash leaves it `sending`, and `release_stale_sending` sends it after the restart.
+    """The column values of a message to send, for `insert_outbox`. `claimed_by`: written as
+    taken by that running sender (the engine hands it over after commit), so no claim
+    transaction is needed; if that process dies, its lease expires and `release_expired_claims`
+    gives the row to whoever sends next.
     """
     now = utcnow()
+    claimed = claimed_by is not None
     return {
         "idempotency_key": idempotency_key,
         "channel": channel,
@@ -77,6 +94,8 @@ def outbox_row(
         "delivery_status": None,
         "created_at": now,
         "sent_at": None,
+        "claimed_by": claimed_by,
+        "lease_expires_at": now + CLAIM_LEASE if claimed else None,
     }
 
 
@@ -113,6 +132,7 @@ async def insert_outbox(
             recipient=row["recipient"],
             payload=row["payload"],
             attempts=row["attempts"],
+            purpose=row["purpose"],
         )
         for outbox_id, row in zip(ids, rows, strict=True)
     ]
@@ -141,12 +161,14 @@ async def has_waiting_outbox(
 
 
 _EARLIER = _OUTBOX.alias("earlier")
+_claim_rank = case(PRIORITY, value=_OUTBOX.c.purpose, else_=OTHER_PRIORITY)
 # SQLAlchemy's select (sqlmodel's is typed for at most four columns).
 _CLAIM_DUE_OUTBOX = (
     select_columns(_OUTBOX.c.id, _OUTBOX.c.channel, _OUTBOX.c.recipient, _OUTBOX.c.payload,
-                   _OUTBOX.c.attempts)
+                   _OUTBOX.c.attempts, _OUTBOX.c.purpose)
     .where(
         _OUTBOX.c.channel == bindparam("channel"),
+        _claim_rank <= bindparam("lowest_priority"),
         _OUTBOX.c.status == OutboxStatus.pending,
         _OUTBOX.c.next_attempt_at <= bindparam("now"),
         # Not while an earlier message to the same recipient waits for its retry.
@@ -159,58 +181,103 @@ _CLAIM_DUE_OUTBOX = (
             _EARLIER.c.attempts > 0,
         ),
     )
-    .order_by(_OUTBOX.c.id)
+    .order_by(_claim_rank, _OUTBOX.c.id)
     .limit(bindparam("limit"))
+    # PostgreSQL: rows another sender is claiming right now are skipped, not waited for, so
+    # several senders share the work. SQLite has no row locks: its BEGIN IMMEDIATE write lock
+    # (storage/db.py) makes claims take turns.
     .with_for_update(skip_locked=True)
 )  # fmt: skip
 _MARK_SENDING = (
     update(_OUTBOX)
     .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
-    .values(status=OutboxStatus.sending, attempts=_OUTBOX.c.attempts + 1)
-)
+    .values(status=OutboxStatus.sending, attempts=_OUTBOX.c.attempts + 1,
+            claimed_by=bindparam("owner"), lease_expires_at=bindparam("until"))
+)  # fmt: skip
 
 
 async def claim_due_outbox(
-    *, session: AsyncSession, channel: str, now: datetime, limit: int
+    *,
+    session: AsyncSession,
+    channel: str,
+    now: datetime,
+    limit: int,
+    owner: str,
+    until: datetime,
+    lowest_priority: int = max(PRIORITY.values()),
 ) -> list[QueuedMessage]:
-    """Take due messages for sending, in id order (skipping rows another sender holds, on
-    PostgreSQL). A message waits while an earlier one to the same recipient is held back for a
-    retry: each recipient gets their messages in the order they were written."""
+    """Take due messages for sending, for `owner` until `until`: replies first, then reminders,
+    then broadcasts (none below `lowest_priority`), each kind in id order; rows another sender
+    is claiming are skipped (PostgreSQL). A message waits while an earlier one to the same
+    recipient is held back for a retry: each recipient gets their messages in order."""
     connection = await session.connection()
-    params = {"channel": channel, "now": now, "limit": limit}
+    params = {"channel": channel, "now": now, "limit": limit, "lowest_priority": lowest_priority}
     claimed = [
         QueuedMessage(id=row.id, channel=row.channel, recipient=row.recipient,
-                      payload=row.payload, attempts=row.attempts + 1)
+                      payload=row.payload, attempts=row.attempts + 1, purpose=row.purpose)
         for row in await connection.execute(_CLAIM_DUE_OUTBOX, params)
     ]  # fmt: skip
     if claimed:
-        await connection.execute(_MARK_SENDING, {"ids": [message.id for message in claimed]})
+        ids = [message.id for message in claimed]
+        await connection.execute(_MARK_SENDING, {"ids": ids, "owner": owner, "until": until})
     return claimed
 
 
-async def release_stale_sending(*, session: AsyncSession, older_than: datetime) -> int:
-    """After a crash, rows left in `sending` go back to pending: at-least-once delivery."""
+async def renew_claims(
+    *, session: AsyncSession, owner: str, until: datetime, outbox_ids: Collection[int]
+) -> int:
+    """Extend the lease of these rows that `owner` still holds (their sends are in hand)."""
+    if not outbox_ids:
+        return 0
+    result = await session.exec(
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id).in_(list(outbox_ids)),
+            col(OutboxMessage.status) == OutboxStatus.sending,
+            col(OutboxMessage.claimed_by) == owner,
+        )
+        .values(lease_expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+async def release_expired_claims(*, session: AsyncSession, now: datetime) -> int:
+    """Rows whose claim's lease ran out (their process died, or stalled past its lease) go back
+    to pending: at-least-once delivery. A live process's claims are never touched: it renews
+    them. Rows claimed before leases existed have none and count as expired."""
     result = await session.exec(
         update(OutboxMessage)
         .where(
             col(OutboxMessage.status) == OutboxStatus.sending,
-            col(OutboxMessage.next_attempt_at) <= older_than,
+            or_(
+                col(OutboxMessage.lease_expires_at) <= now,
+                col(OutboxMessage.lease_expires_at).is_(None),
+            ),
         )
-        .values(status=OutboxStatus.pending)
+        .values(status=OutboxStatus.pending, claimed_by=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)
 
 
 async def update_outbox_rows(
-    *, session: AsyncSession, changes: Sequence[tuple[int, dict[str, Any]]]
+    *,
+    session: AsyncSession,
+    changes: Sequence[tuple[int, dict[str, Any]]],
+    owner: str | None = None,
 ) -> None:
-    """Set fields of many outbox rows: one executemany UPDATE per set of columns changed.
+    """Set fields of many outbox rows: one executemany UPDATE per set of columns changed. With
+    `owner`, only rows that owner's claim still holds (another process may have taken back a
+    row whose lease ran out: its outcome is that process's to write).
 
     The sender writes the outcome of every send this way, many sends per transaction."""
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for outbox_id, values in changes:
-        by_columns[tuple(sorted(values))].append(
-            {"outbox_id": outbox_id} | {f"b_{name}": value for name, value in values.items()}
+        by_columns[(*sorted(values), *(("@owner",) if owner else ()))].append(
+            {"outbox_id": outbox_id}
+            | ({"owner": owner} if owner else {})
+            | {f"b_{name}": value for name, value in values.items()}
         )
     if not by_columns:
         return
@@ -221,29 +288,36 @@ async def update_outbox_rows(
 
 @functools.cache
 def _outbox_update(columns: tuple[str, ...]) -> Any:
-    """The UPDATE of these outbox columns by id, built once per set of columns."""
-    return (
-        update(_OUTBOX)
-        .where(_OUTBOX.c.id == bindparam("outbox_id"))
-        .values({name: bindparam(f"b_{name}") for name in columns})
-    )
+    """The UPDATE of these outbox columns by id (and owner, when "@owner" is among them),
+    built once per set of columns."""
+    statement = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("outbox_id"))
+    if "@owner" in columns:
+        statement = statement.where(_OUTBOX.c.claimed_by == bindparam("owner"))
+    names = [name for name in columns if name != "@owner"]
+    return statement.values({name: bindparam(f"b_{name}") for name in names})
 
 
-async def release_unsent(*, session: AsyncSession, outbox_ids: Sequence[int]) -> None:
-    """Rows claimed but never tried (an earlier message to their recipient must wait): back to
-    pending, and the claim's attempt is not counted."""
+async def release_unsent(
+    *, session: AsyncSession, outbox_ids: Sequence[int], owner: str | None = None
+) -> None:
+    """Rows claimed but never tried (an earlier message to their recipient must wait, or the
+    sender is stopping): back to pending at once, and the claim's attempt is not counted.
+    With `owner`, only rows that owner still holds."""
     if not outbox_ids:
         return
     attempts = col(OutboxMessage.attempts)
+    statement = update(OutboxMessage).where(
+        col(OutboxMessage.id).in_(list(outbox_ids)),
+        col(OutboxMessage.status) == OutboxStatus.sending,
+    )
+    if owner is not None:
+        statement = statement.where(col(OutboxMessage.claimed_by) == owner)
     await session.exec(
-        update(OutboxMessage)
-        .where(
-            col(OutboxMessage.id).in_(list(outbox_ids)),
-            col(OutboxMessage.status) == OutboxStatus.sending,
-        )
-        .values(
+        statement.values(
             status=OutboxStatus.pending,
             attempts=case((attempts > 0, attempts - 1), else_=0),
+            claimed_by=None,
+            lease_expires_at=None,
         )
     )
 

@@ -103,6 +103,9 @@ class ConsoleChannel:
     async def run(self, engine: Engine) -> None:
         """The console is driven by converse(), which reads the terminal."""
 
+    async def settle(self) -> None:
+        """Lines are handled as they are read: nothing is ever in hand in the background."""
+
     async def close(self) -> None:
         """Nothing to release."""
 

@@ -6,10 +6,11 @@ live in bot/channels/ and make no business decisions.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.engine.events import FileReceived, Inbound, Outgoing
 
@@ -39,6 +40,12 @@ class Capabilities:
     user_key_is_phone: bool = False  # WhatsApp: the sender's id is their phone number
     contact_command: str | None = None  # console: the typed command that shares a number
     needs_inbound_window: bool = False  # WhatsApp: send() needs when the user last wrote
+
+
+# How urgent the message being sent is, lower first (0: a reply to someone waiting; the outbox's
+# PRIORITY). Set by the outbox sender in the task that calls `send`; a channel whose rate
+# limiter makes sends wait serves the lowest first, so a reply passes queued broadcast sends.
+send_priority: ContextVar[int] = ContextVar("send_priority", default=0)
 
 
 class FileTooLarge(Exception):
@@ -104,6 +111,11 @@ class ChannelAdapter(Protocol):
         """Receive until cancelled (long polling); returns at once where webhooks deliver."""
         ...
 
+    async def settle(self) -> None:
+        """Receiving has stopped (a graceful stop): wait for the turns in hand to finish.
+        Sending still works; the caller bounds the wait."""
+        ...
+
     async def close(self) -> None:
         """Let work in hand finish briefly, then release connections."""
         ...
@@ -124,3 +136,46 @@ class ChannelAdapter(Protocol):
     async def fetch_file(self, event: FileReceived, *, max_bytes: int) -> bytes:
         """Download the bytes of a received file; raise FileTooLarge or FetchFailed."""
         ...
+
+
+class Lease(Protocol):
+    """A job only one process may do at a time, held through the database (bot/app.py gives
+    it; storage/leases.py keeps it). The holder calls `hold` at least every `renew_seconds`."""
+
+    renew_seconds: float
+
+    async def hold(self) -> bool:
+        """Take or renew the lease: True while this process holds it."""
+        ...
+
+    async def release(self) -> None:
+        """Give it up now (a graceful stop), so another process need not wait for it."""
+        ...
+
+
+@runtime_checkable
+class ExclusiveReceiver(Protocol):
+    """A channel whose receiving only one process may do (Telegram's getUpdates: one consumer
+    per bot token). The composition root gives it a lease before `run`."""
+
+    def receiver_lease_name(self) -> str | None:
+        """The lease to hold while receiving; None when no election is needed (webhooks)."""
+        ...
+
+    def use_lease(self, lease: Lease) -> None: ...
+
+
+class ClosedWindows(Protocol):
+    """Where a channel keeps who the platform said is outside its free-form window (WhatsApp),
+    so a restart does not forget who needs a template (bot/engine/windows.py)."""
+
+    async def closed_at(self, chat_id: str) -> datetime | None: ...
+
+    async def note_closed(self, chat_id: str, at: datetime) -> None: ...
+
+
+@runtime_checkable
+class KeepsClosedWindows(Protocol):
+    """A channel that remembers closed windows: the composition root gives it the store."""
+
+    def use_closed_windows(self, store: ClosedWindows) -> None: ...

@@ -87,6 +87,8 @@ Router = Callable[[Turn], Awaitable[None]]
 class OutboxHandOff(Protocol):
     """The outbox sender, as the engine sees it: it can take committed replies directly."""
 
+    owner: str  # who the rows handed over are claimed by (storage/outbox.py's leases)
+
     def can_take(self, channel: Channel, recipient: str) -> bool: ...
 
     def take(self, rows: list[QueuedMessage]) -> None: ...
@@ -232,6 +234,7 @@ class Engine:
                 fit(message, turn.capabilities) if isinstance(message, OutText) else [message]
             )
         direct = bool(messages) and await self._can_hand_off(session, event)
+        owner = self.hand_off.owner if direct and self.hand_off is not None else None
         rows = [
             outbox.outbox_row(
                 idempotency_key=f"{event.channel}:{event.message_id}:{index}",
@@ -239,7 +242,7 @@ class Engine:
                 recipient=event.chat_id,
                 contact_id=turn.contact.id if turn.contact else None,
                 payload=outgoing_to_payload(message),
-                claimed=direct,
+                claimed_by=owner,
             )
             for index, message in enumerate(messages)
         ]

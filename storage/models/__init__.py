@@ -9,6 +9,7 @@ from storage.models.catalogue import (
     Programme,
     Question,
 )
+from storage.models.coordination import ClosedWindow, Lease
 from storage.models.enums import (
     ActionLevel,
     InboxStatus,
@@ -39,6 +40,7 @@ __all__ = [
     "Assignment",
     "AuditLog",
     "ChannelIdentity",
+    "ClosedWindow",
     "Contact",
     "ConversationState",
     "EvidenceFile",
@@ -46,6 +48,7 @@ __all__ = [
     "InboxMessage",
     "InboxStatus",
     "InviteCode",
+    "Lease",
     "Measure",
     "Office",
     "OutboxMessage",

@@ -50,6 +50,8 @@ class OutboxMessage(SQLModel, table=True):
         # A recipient's messages go out in id order: the claim and the engine's hand-off look
         # for the recipient's waiting rows.
         sa.Index("ix_outbox_recipient", "channel", "recipient", "status", "id"),
+        # Recovery looks for claims whose lease ran out (their process died).
+        sa.Index("ix_outbox_lease", "status", "lease_expires_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -68,3 +70,7 @@ class OutboxMessage(SQLModel, table=True):
     delivery_status: str | None = Field(default=None, max_length=20)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # While `sending`: which sender process holds the row, and until when (it renews the lease
+    # while the send is in hand). Only an expired lease is taken back by another process.
+    claimed_by: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

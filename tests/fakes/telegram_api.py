@@ -30,9 +30,11 @@ import html
 import itertools
 import json
 import logging
+import math
 import mimetypes
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import Message as MimeHeaders
@@ -53,6 +55,7 @@ __all__ = [
     "DEFAULT_TOKEN",
     "FakeTelegramAPI",
     "RecordedRequest",
+    "SendLimits",
     "callback_update",
     "command_update",
     "contact_update",
@@ -191,6 +194,23 @@ class RecordedRequest:
         }
 
 
+@dataclass(frozen=True)
+class SendLimits:
+    """Telegram's flood limits, enforced when given to the fake (off by default, so tests that
+    are not about them never see a 429): at most `overall_per_second` messages in any one
+    second, and per chat at most `chat_burst` in any `chat_burst / chat_per_second` seconds
+    (about 1 a second, with the short bursts Telegram tolerates). Past either, the answer is
+    429 with retry_after, as Telegram's. Only accepted messages count."""
+
+    overall_per_second: int = 30
+    chat_per_second: float = 1.0
+    chat_burst: int = 3
+
+    @property
+    def chat_window(self) -> float:
+        return self.chat_burst / self.chat_per_second
+
+
 class ApiError(Exception):
     """Raised inside a method handler to answer with the Bot API's error envelope."""
 
@@ -249,8 +269,13 @@ class FakeTelegramAPI:
         bot_username: str = BOT_USERNAME,
         bot_first_name: str = BOT_FIRST_NAME,
         clock: Callable[[], float] = time.monotonic,
+        limits: SendLimits | None = None,
     ) -> None:
         self.token = token
+        self.limits = limits
+        self.rate_limited = 0  # 429s answered because `limits` were exceeded
+        self._accepted: deque[float] = deque()  # arrival times of accepted messages (1 s)
+        self._accepted_per_chat: dict[int, deque[float]] = {}
         # Stamps each request's arrival (`RecordedRequest.at`); tests may inject their own.
         self.clock = clock
         self.host = host
@@ -525,6 +550,7 @@ class FakeTelegramAPI:
         try:
             await self._apply_delay(record.method)
             self._raise_injected_fault(record.method)
+            self._enforce_limits(record)
             result = await call()
         except ApiError as exc:
             return self._finish_error(record, exc)
@@ -560,6 +586,31 @@ class FakeTelegramAPI:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delays.pop(0)):
                     await self._closed.wait()
+
+    def _enforce_limits(self, record: RecordedRequest) -> None:
+        """With `limits`: a message past Telegram's flood limits is answered 429."""
+        limits = self.limits
+        is_message = record.method.startswith("send") and record.method != "sendChatAction"
+        chat = record.params.get("chat_id")
+        if limits is None or not is_message or not isinstance(chat, int):
+            return
+        now = record.at
+        while self._accepted and now - self._accepted[0] >= 1.0:
+            self._accepted.popleft()
+        in_chat = self._accepted_per_chat.setdefault(chat, deque())
+        while in_chat and now - in_chat[0] >= limits.chat_window:
+            in_chat.popleft()
+        if len(self._accepted) >= limits.overall_per_second:
+            wait = 1.0 - (now - self._accepted[0])
+        elif len(in_chat) >= limits.chat_burst:
+            wait = limits.chat_window - (now - in_chat[0])
+        else:
+            self._accepted.append(now)
+            in_chat.append(now)
+            return
+        self.rate_limited += 1
+        retry_after = max(1, math.ceil(wait))
+        raise ApiError(429, _default_description(429, retry_after), retry_after)
 
     def _raise_injected_fault(self, method: str) -> None:
         faults = self._faults.get(method.lower())
@@ -1354,8 +1405,8 @@ def _media_message(
 # -------------------------------------------------------------------- standalone entry point
 
 
-async def _serve(host: str, port: int, token: str) -> None:
-    async with FakeTelegramAPI(token, host=host, port=port) as api:
+async def _serve(host: str, port: int, token: str, limits: SendLimits | None = None) -> None:
+    async with FakeTelegramAPI(token, host=host, port=port, limits=limits) as api:
         print(api.url, flush=True)  # the first stdout line is the contract with the parent
         await api.serve_forever()
 
@@ -1365,9 +1416,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--token", default=DEFAULT_TOKEN)
+    parser.add_argument(
+        "--enforce-limits", action="store_true", help="answer 429 past 30 msg/s, ~1/s per chat"
+    )
     args = parser.parse_args(argv)
+    limits = SendLimits() if args.enforce_limits else None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.host, args.port, args.token))
+        asyncio.run(_serve(args.host, args.port, args.token, limits))
 
 
 if __name__ == "__main__":

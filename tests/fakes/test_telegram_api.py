@@ -26,6 +26,7 @@ from tests.fakes.telegram_api import (
     BOT_USERNAME,
     DEFAULT_TOKEN,
     FakeTelegramAPI,
+    SendLimits,
     callback_update,
     command_update,
     contact_update,
@@ -391,3 +392,34 @@ def test_album_fixtures_share_media_group() -> None:
         for i in (1, 2, 3)
     }
     assert len(groups) == 1
+
+
+async def test_enforced_limits_answer_429_past_30_a_second_and_past_a_chats_burst() -> None:
+    """Off by default; with SendLimits, the fake counts accepted messages by arrival on its
+    clock (frozen here, so every message arrives "at once")."""
+    now = [1000.0]
+    limits = SendLimits()
+    async with FakeTelegramAPI(token=DEFAULT_TOKEN, clock=lambda: now[0], limits=limits) as fake:
+        bot = _ext_bot(fake)
+        await bot.initialize()
+        try:
+            for chat in range(1, 4):  # the same chat: 3 at once, then too many
+                await bot.send_message(USER, f"burst {chat}")
+            with pytest.raises(RetryAfter):
+                await bot.send_message(USER, "burst 4")
+            assert fake.requests[-1].status == 429
+            for chat in range(27):  # 30 in this second overall, then too many
+                await bot.send_message(USER + 1 + chat, "one each")
+            with pytest.raises(RetryAfter):
+                await bot.send_message(USER + 100, "the 31st")
+            assert fake.rate_limited == 2
+            now[0] += 1.0  # a second later the overall window is free, the chat's is not
+            await bot.send_message(USER + 100, "the 31st")
+            with pytest.raises(RetryAfter):
+                await bot.send_message(USER, "burst 4")
+            now[0] += 2.0
+            await bot.send_message(USER, "burst 4")
+        finally:
+            await bot.shutdown()
+    assert len(fake.sent("sendMessage")) == 32
+    assert fake.rate_limited == 3

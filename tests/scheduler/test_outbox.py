@@ -504,11 +504,14 @@ async def test_recover_sends_again_rows_a_dead_process_left_sending(
     await enqueue(sessions, clock, X, "A", "B")
     async with transaction(sessions) as session:  # claimed by a process that then died
         await outbox.claim_due_outbox(
-            session=session, channel=Channel.telegram, now=clock.now, limit=10
-        )
+            session=session, channel=Channel.telegram, now=clock.now, limit=10,
+            owner="dead-process", until=clock.now + timedelta(seconds=60),
+        )  # fmt: skip
 
     assert await sender.drain() == 0  # rows `sending` are not claimed again...
-    assert await sender.recover() == 2  # ...until they are released at start-up
+    assert await sender.recover() == 0  # ...nor taken back while their lease runs...
+    clock.advance(60)
+    assert await sender.recover() == 2  # ...but once it has expired
 
     await sender.drain()
     assert channel.sent_to(X) == ["A", "B"]
@@ -589,6 +592,8 @@ async def test_a_send_cut_short_by_shutdown_stays_sending_and_goes_after_restart
 
     gate.set()
     restarted = OutboxSender(sessions=sessions, channels={Channel.telegram: channel}, clock=clock)
+    assert await restarted.recover() == 0  # the stopped sender's lease still runs
+    clock.advance(outbox.CLAIM_LEASE.total_seconds())
     assert await restarted.recover() == 1
     await restarted.drain()
     assert channel.sent == [(X, "A")]
@@ -651,7 +656,7 @@ async def hand_over(
         recipient=X,
         payload=outgoing_to_payload(OutText(text=text)),
         not_before=clock.now,
-        claimed=True,
+        claimed_by=sender.owner,
     )
     async with transaction(sessions) as session:
         written = await outbox.insert_outbox(session=session, rows=[row])
@@ -733,7 +738,7 @@ async def test_insert_outbox_returns_each_row_with_its_own_id(sessions, clock) -
                 recipient=X,
                 payload=outgoing_to_payload(OutText(text=text)),
                 not_before=clock.now,
-                claimed=True,
+                claimed_by="this-process",
             )
             for text in batch
         ]

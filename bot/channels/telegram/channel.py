@@ -23,7 +23,7 @@ from bot.channels.telegram.inbound import (
 )
 from bot.channels.telegram.lanes import Lanes
 from bot.channels.telegram.outbound import MAX_TEXT, Limits, Outbound
-from bot.engine.channel import Capabilities, Channel, PermanentSendError
+from bot.engine.channel import Capabilities, Channel, Lease, PermanentSendError
 from bot.engine.events import ContactShared, FileReceived, Inbound, Outgoing, OutText
 from storage.evidence import EvidenceStore
 
@@ -68,6 +68,8 @@ class TelegramChannel:
         self.out = Outbound(self.api, limits or Limits())
         self._background: set[asyncio.Task[None]] = set()
         self._lanes = Lanes(self._spawn)
+        # Given by the composition root when several processes may share the token.
+        self._poll_lease: Lease | None = None
 
     # ------------------------------------------------------------------ sending
 
@@ -111,7 +113,27 @@ class TelegramChannel:
         async def keep(update: Update, payload: Json) -> None:
             await self.keep(update, payload, engine)
 
-        await transport.poll(self.api, keep, poll_timeout=self.poll_timeout)
+        if self._poll_lease is None:
+            await transport.poll(self.api, keep, poll_timeout=self.poll_timeout)
+            return
+        await transport.poll_when_elected(
+            self.api, keep, poll_timeout=self.poll_timeout, lease=self._poll_lease
+        )
+
+    def receiver_lease_name(self) -> str | None:
+        """Polling: one getUpdates consumer per bot, named by the bot's id (the token's public
+        part, never the token itself). Webhooks need no election."""
+        if self.webhook_url:
+            return None
+        return f"telegram-poll:{self.api.bot.token.split(':', 1)[0]}"
+
+    def use_lease(self, lease: Lease) -> None:
+        self._poll_lease = lease
+
+    async def settle(self) -> None:
+        """Receiving has stopped: wait for the updates in hand (their lanes, button answers)."""
+        while self._background:
+            await asyncio.gather(*set(self._background), return_exceptions=True)
 
     async def keep(self, update: Update, payload: Json, engine: Engine) -> None:
         """Store the update in the inbox, then handle it in its user's lane, in the

@@ -36,6 +36,7 @@ from telegram.error import (
     TimedOut,
 )
 
+from bot.channels.pacing import PriorityPacer
 from bot.channels.telegram.client import BotApi, Json
 from bot.engine.channel import (
     PermanentSendError,
@@ -66,10 +67,12 @@ class Limits:
 
     Telegram allows about 30 messages/s per bot, counted in any one second, and about 1/s per
     chat with short bursts: a turn often answers with two or three messages, so a chat may
-    burst 3, then 1/s. Overall there is no burst (see `Outbound`), and 25/s leaves headroom
-    for network jitter bunching sends on arrival."""
+    burst 3, then 1/s. Overall, at most `overall_burst` sends make up for a late timer (see
+    PriorityPacer): at 25/s that is at most 27 in any second, headroom for network jitter
+    bunching sends on arrival."""
 
     overall_per_second: float = 25
+    overall_burst: int = 2
     chat_burst: float = 3
     chat_period: float = 3.0
 
@@ -82,10 +85,11 @@ class Outbound:
     def __init__(self, api: BotApi, limits: Limits) -> None:
         self.api = api
         self._limits = limits
-        # A bucket of one, refilled every 1/rate s: sends evenly spaced. AsyncLimiter(rate, 1)
-        # would let a full second's worth go at once and then keep leaking at the rate, so up
-        # to twice the rate could land in one second (59-60 against Telegram's 30, issue 12).
-        self._overall = AsyncLimiter(1, 1 / limits.overall_per_second)
+        # Sends evenly spaced, one per 1/rate s. AsyncLimiter(rate, 1) would let a full
+        # second's worth go at once and then keep leaking at the rate, so up to twice the rate
+        # could land in one second (59-60 against Telegram's 30, issue 12); and its waiters go
+        # first come first served, where a reply must pass a broadcast's queued sends.
+        self._overall = PriorityPacer(limits.overall_per_second, burst=limits.overall_burst)
         # A chat quiet long enough to be forgotten has an empty bucket anyway.
         self._per_chat: LRUCache[int, AsyncLimiter] = LRUCache(maxsize=10_000)
         # Chats that just shared their own number: the next plain text removes the

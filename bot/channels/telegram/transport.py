@@ -4,6 +4,7 @@ route. What an update means is inbound.py's; keeping and handling it is the chan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -25,7 +26,7 @@ from telegram.error import (
 
 from bot.channels.telegram.client import BotApi, Json
 from bot.channels.telegram.inbound import ALLOWED_UPDATES, parse_update
-from bot.engine.channel import ChannelConfigError
+from bot.engine.channel import ChannelConfigError, Lease
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,33 @@ async def poll(api: BotApi, keep: Keep, *, poll_timeout: int) -> None:
             # inbox. A crash before this point re-reads it and the inbox absorbs the repeats;
             # a crash after it leaves the unhandled ones to replay_stored.
             offset = batch[-1].update_id + 1
+
+
+async def poll_when_elected(api: BotApi, keep: Keep, *, poll_timeout: int, lease: Lease) -> None:
+    """Poll only while this process holds the lease: Telegram allows one getUpdates consumer
+    per token, and two processes on one database (a deploy overlap, a second worker) would
+    fight with 409s. The other process waits and takes over when the lease expires (its holder
+    died) or is released (a graceful stop). An update fetched but not confirmed when polling
+    stops is fetched again by the next holder: the inbox absorbs the repeat."""
+    try:
+        while True:
+            if not await lease.hold():
+                await asyncio.sleep(lease.renew_seconds)
+                continue
+            poller = asyncio.create_task(poll(api, keep, poll_timeout=poll_timeout))
+            try:
+                while True:
+                    await asyncio.wait([poller], timeout=lease.renew_seconds)
+                    if poller.done():
+                        poller.result()  # a rejected token: raised to the channel's task
+                    if not await lease.hold():
+                        break  # lost it (the database was away too long): stop polling
+            finally:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+    finally:
+        await lease.release()
 
 
 async def _pause(failures: int, reason: str) -> None:

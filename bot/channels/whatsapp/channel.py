@@ -18,7 +18,7 @@ from bot.channels.whatsapp.errors import RetryDelays, short_key
 from bot.channels.whatsapp.media import Media
 from bot.channels.whatsapp.outbound import Outbound, Pacing, Window
 from bot.channels.whatsapp.transport import Webhook
-from bot.engine.channel import Capabilities, Channel, FetchFailed, FileTooLarge
+from bot.engine.channel import Capabilities, Channel, ClosedWindows, FetchFailed, FileTooLarge
 from bot.engine.events import FileReceived, Inbound, Outgoing
 from storage.evidence import EvidenceStore
 from storage.types import utcnow
@@ -117,6 +117,10 @@ class WhatsAppChannel:
     async def run(self, engine: Engine) -> None:
         """Webhooks deliver everything: nothing runs here."""
 
+    async def settle(self) -> None:
+        """The HTTP server has stopped: wait for the handlers of what it received."""
+        await self.webhook.idle()
+
     async def close(self) -> None:
         """Let running handlers finish (briefly), then release the HTTP connections."""
         await self.webhook.close()
@@ -130,6 +134,10 @@ class WhatsAppChannel:
     def handling(self) -> int:
         """Background handlers running now (tests, benchmarks)."""
         return self.webhook.in_flight
+
+    def use_closed_windows(self, store: ClosedWindows) -> None:
+        """Where closed windows outlive the process (given by the composition root)."""
+        self.window.stored = store
 
     # --- the engine's side -------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -179,7 +179,7 @@ async def record_receipts(
     statuses: list[Status],
     *,
     delays: RetryDelays,
-    window_closed: Callable[[str], None],
+    window_closed: Callable[[str], Awaitable[None]],
 ) -> None:
     """Receipts onto their outbox rows. A failure a resend can fix requeues its row, and the
     sender is woken; `window_closed` hears first of each user Meta found outside the window, so
@@ -190,7 +190,7 @@ async def record_receipts(
         reason = f"{error.code}: {error.title or error.message or ''}".strip()
         log.warning("whatsapp %s: delivery failed: %s", short_key(status.recipient_id), reason)
         if error.code == OUTSIDE_WINDOW and status.recipient_id:
-            window_closed(status.recipient_id)
+            await window_closed(status.recipient_id)
     updates = [delivery_update(status, delays) for status in statuses]
     outcomes = await record_statuses(engine.sessions, updates)
     if Outcome.requeued in outcomes:

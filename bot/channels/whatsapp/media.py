@@ -12,10 +12,10 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
-from aiolimiter import AsyncLimiter
 from cachetools import TTLCache
 from pydantic import ValidationError
 
+from bot.channels.pacing import PriorityPacer
 from bot.channels.whatsapp.errors import RetryDelays, graph_error, raise_for_error
 from bot.channels.whatsapp.payloads import MediaInfo, Uploaded
 from bot.engine.channel import (
@@ -39,7 +39,7 @@ class Media:
         api_url: str,
         phone_number_id: str,
         store: EvidenceStore,
-        limiter: AsyncLimiter,
+        limiter: PriorityPacer,
         delays: RetryDelays,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -11,7 +11,8 @@ flowchart LR
 ```
 
 What is kept in memory, each bounded: the pace of each recent recipient, who Meta said is
-outside the window, and the parts of a split message already sent (for its retry).
+outside the window (also written to the database when the composition root gives a store, so a
+restart remembers it), and the parts of a split message already sent (for its retry).
 """
 
 from __future__ import annotations
@@ -28,17 +29,19 @@ from aiolimiter import AsyncLimiter
 from cachetools import LRUCache, TTLCache
 from pydantic import ValidationError
 
+from bot.channels.pacing import PriorityPacer
 from bot.channels.whatsapp import shapes, templates
 from bot.channels.whatsapp.errors import (
     OutsideWindow,
     RetryDelays,
     log_send_failure,
     raise_for_error,
+    short_key,
 )
 from bot.channels.whatsapp.media import Media
 from bot.channels.whatsapp.payloads import SendResponse
 from bot.channels.whatsapp.shapes import Json
-from bot.engine.channel import SendError, TransientSendError
+from bot.engine.channel import ClosedWindows, SendError, TransientSendError
 from bot.engine.events import OutFile, Outgoing, outgoing_to_payload
 from storage.types import utcnow
 
@@ -63,7 +66,9 @@ class Pacing:
     def __init__(
         self, messages_per_second: float, recipient_burst: int, recipient_interval: float
     ) -> None:
-        self.number = AsyncLimiter(messages_per_second, 1.0)
+        # Evenly spaced, and the most urgent waiting send first (a reply passes a broadcast's
+        # queued sends: bot.engine.channel.send_priority).
+        self.number = PriorityPacer(messages_per_second)
         self.recipient_burst = recipient_burst
         self.recipient_interval = recipient_interval
         self._recipients: LRUCache[str, AsyncLimiter] = LRUCache(maxsize=MAX_RECIPIENTS)
@@ -86,8 +91,11 @@ class Window:
     identity yet is answered free-form, and an answer to a fallback template reopens the window
     at once."""
 
-    def __init__(self, now: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, now: Callable[[], datetime] = utcnow, stored: ClosedWindows | None = None
+    ) -> None:
         self.now = now
+        self.stored = stored  # the database's memory, beyond this process's
         self._closed: LRUCache[str, datetime] = LRUCache(maxsize=MAX_RECIPIENTS)
         self._wrote: LRUCache[str, datetime] = LRUCache(maxsize=MAX_RECIPIENTS)
 
@@ -99,7 +107,7 @@ class Window:
         if known is None or sent_at > known:
             self._wrote[chat_id] = sent_at
 
-    def is_open(self, chat_id: str, last_inbound_at: datetime | None) -> bool:
+    async def is_open(self, chat_id: str, last_inbound_at: datetime | None) -> bool:
         times = [_aware(t) for t in (last_inbound_at, self._wrote.get(chat_id)) if t]
         if not times:
             return False
@@ -107,11 +115,32 @@ class Window:
         if self.now() - wrote >= WINDOW - WINDOW_MARGIN:
             return False
         closed = self._closed.get(chat_id)
+        if closed is None:
+            closed = await self._stored_closing(chat_id)
         return closed is None or closed < wrote
 
-    def close(self, chat_id: str) -> None:
+    async def close(self, chat_id: str) -> None:
         """Meta refused a free-form message: closed until the user writes again."""
-        self._closed[chat_id] = self.now()
+        at = self._closed[chat_id] = self.now()
+        if self.stored is None:
+            return
+        try:
+            await self.stored.note_closed(chat_id, at)
+        except Exception as error:  # remembered in memory still; the database is away
+            log.warning("whatsapp %s: closed window not stored: %s", short_key(chat_id), error)
+
+    async def _stored_closing(self, chat_id: str) -> datetime | None:
+        """What an earlier process learnt about this recipient, if anything."""
+        if self.stored is None:
+            return None
+        try:
+            closed = await self.stored.closed_at(chat_id)
+        except Exception as error:  # unknown: the send itself will tell (131047 -> template)
+            log.warning("whatsapp %s: closed window not read: %s", short_key(chat_id), error)
+            return None
+        if closed is not None:
+            closed = self._closed[chat_id] = _aware(closed)
+        return closed
 
 
 def _aware(moment: datetime) -> datetime:
@@ -156,13 +185,13 @@ class Outbound:
     async def _send(
         self, chat_id: str, message: Outgoing, last_inbound_at: datetime | None
     ) -> str | None:
-        if not self.window.is_open(chat_id, last_inbound_at):
+        if not await self.window.is_open(chat_id, last_inbound_at):
             return await self._send_template(chat_id, message)
         try:
             return await self._send_free_form(chat_id, message, last_inbound_at)
         except OutsideWindow:
             # Meta's clock says the window closed: same message, as a template, right away.
-            self.window.close(chat_id)
+            await self.window.close(chat_id)
             return await self._send_template(chat_id, message)
 
     async def mark_read(self, message_id: str) -> None:
