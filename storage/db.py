@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -28,10 +29,28 @@ from storage.files import private_directory, private_file
 # worker thread: the event loop keeps running meanwhile.
 LOCK_TIMEOUT_SECONDS = 30.0
 WRITER = "laporham_writer"  # execution option: this connection's BEGIN takes the write lock
+# PostgreSQL error classes worth a retry: connection exceptions (08), the server shutting down or
+# starting (57P01-57P03), too many connections (53300), and a serialisation failure or deadlock
+# (40001, 40P01), which the server itself asks the client to retry.
+TRANSIENT_SQLSTATE_PREFIXES = ("08", "57P0", "53300", "40001", "40P01")
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a database error may pass if the same work is tried again: a lost or refused
+    connection, a server restart, SQLite's "database is locked" after its busy timeout, a pool
+    timeout, a serialisation failure. A bug (a wrong column, a broken constraint) is not."""
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated or isinstance(error, sa_exc.OperationalError):
+            return True
+        sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+        return isinstance(sqlstate, str) and sqlstate.startswith(TRANSIENT_SQLSTATE_PREFIXES)
+    # A pool with no free connection, a pool told the connection is gone, or a refused
+    # connection that the driver raises unwrapped (asyncpg while the server is down).
+    return isinstance(error, sa_exc.TimeoutError | sa_exc.DisconnectionError | ConnectionError)
 
 
 def _prepare_sqlite_file(url: str) -> None:
