@@ -354,7 +354,6 @@ class Engine:
         self.outbox_ready.set()
         return True
 
-
     async def _tell_busy(self, event: Inbound) -> bool:
         """The database kept failing: tell the user once that the message is kept and will be
         answered, without marking it handled (the replay job takes it up again). Written only
