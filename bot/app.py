@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -184,7 +184,12 @@ async def run_channels(
     if on_http_started:
         on_http_started(http.port)
     scheduler = build_scheduler(
-        scheduled_jobs(engine=app.engine, sessions=app.sessions, store=app.engine.evidence_store)
+        scheduled_jobs(
+            engine=app.engine,
+            sessions=app.sessions,
+            store=app.engine.evidence_store,
+            retention_age=timedelta(days=settings.retention_days),
+        )
     )
     scheduler.start()
     tasks = [asyncio.create_task(app.sender.run(), name="outbox-sender")]

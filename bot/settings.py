@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     whatsapp_api_url: str = "https://graph.facebook.com/v21.0"
     whatsapp_template_language: str = "id"
 
+    # upkeep: processed inbox rows and sent/failed outbox rows older than this are pruned
+    # daily. At least 8 days: Meta redelivers a webhook for up to 7 days, and the inbox row is
+    # what recognises the redelivery.
+    retention_days: int = Field(default=90, ge=8, le=3650)
+
     @model_validator(mode="after")
     def _production_is_complete_and_secret(self) -> Settings:
         if self.environment is Environment.development:
