@@ -103,6 +103,20 @@ async def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[T]
         await engine.dispose()
 
 
+async def _in_batches(settings: Settings, work: Callable[[Any, Any], Awaitable[T]]) -> T:
+    """The work as short transactions (storage.db.batched_writes), on an up-to-date schema:
+    a long import never holds the database's write lock for long while the bot runs."""
+    from storage.db import batched_writes, create_engine, session_factory
+
+    await _migrate(settings, quiet_when_current=True)
+    engine = create_engine(settings.database_url)
+    try:
+        async with batched_writes(session_factory(engine)) as (session, checkpoint):
+            return await work(session, checkpoint)
+    finally:
+        await engine.dispose()
+
+
 @contextmanager
 def _progress() -> Iterator[Callable[[int, int | None, str], None]]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
@@ -184,14 +198,16 @@ def contacts_import(
 
 
 def _import(file: Path, read: Callable[[Path], Any], apply: Callable[..., Awaitable[Any]]) -> None:
-    """Read and check the file, then write it in one transaction with a progress bar."""
+    """Read and check the file, then write it in short batches with a progress bar. Every
+    problem of the file (its own and against the database) is found before the first write."""
     settings = _settings()
     with _friendly_errors():
         doc = read(file)
         with _progress() as progress:
             report = _run(
-                lambda: _in_transaction(
-                    settings, lambda s: apply(doc, session=s, progress=progress)
+                lambda: _in_batches(
+                    settings,
+                    lambda s, c: apply(doc, session=s, progress=progress, checkpoint=c),
                 )
             )
     typer.echo("\n".join(report.summary()))

@@ -9,7 +9,8 @@ that SELECTs and SAVEPOINTs belong to the transaction. A writer's BEGIN takes th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -32,6 +33,9 @@ WRITER = "laporham_writer"  # execution option: this connection's BEGIN takes th
 # PostgreSQL error classes worth a retry: connection exceptions (08), the server shutting down or
 # starting (57P01-57P03), too many connections (53300), and a serialisation failure or deadlock
 # (40001, 40P01), which the server itself asks the client to retry.
+# Between two batches of a long write: longer than the longest sleep of SQLite's busy handler
+# (100 ms), so a writer waiting for the lock wakes up within the pause and takes it.
+BATCH_PAUSE_SECONDS = 0.15
 TRANSIENT_SQLSTATE_PREFIXES = ("08", "57P0", "53300", "40001", "40P01")
 
 
@@ -125,6 +129,40 @@ async def transaction(
         try:
             await session.connection(execution_options={WRITER: True})
             yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+Checkpoint = Callable[[], Awaitable[None]]
+
+
+@asynccontextmanager
+async def batched_writes(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    pause: float = BATCH_PAUSE_SECONDS,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> AsyncIterator[tuple[AsyncSession, Checkpoint]]:
+    """A long write (an import) as a series of short transactions, so that it never holds
+    SQLite's write lock (or PostgreSQL's row locks) for long while the bot runs.
+
+    It begins as a reader (reading takes no lock). Each call of the checkpoint commits what was
+    written so far, pauses so that a writer waiting in SQLite's busy handler (which polls, and
+    would otherwise lose the race for the lock every time) gets its turn, and begins the next
+    transaction as a writer. The block's end commits the last batch; an exception rolls back
+    only the batch in hand. The work must be idempotent (the importers' upserts are), so that
+    running it again after a crash completes it."""
+    async with sessions() as session:
+
+        async def checkpoint() -> None:
+            await session.commit()
+            await sleep(pause)
+            await session.connection(execution_options={WRITER: True})
+
+        try:
+            yield session, checkpoint
         except BaseException:
             await session.rollback()
             raise
