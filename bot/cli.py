@@ -150,7 +150,13 @@ def demo() -> None:
 
 
 def _serve(settings: Settings, *, seed_demo: bool) -> None:
-    from bot.app import configured_channels, prepare_database, run_channels, run_console
+    from bot.app import (
+        HttpPortUnavailable,
+        configured_channels,
+        prepare_database,
+        run_channels,
+        run_console,
+    )
 
     with _friendly_errors():
         seeded = _run(lambda: prepare_database(settings, seed_demo=seed_demo))
@@ -162,14 +168,20 @@ def _serve(settings: Settings, *, seed_demo: bool) -> None:
         return
     _logging()
     names = ", ".join(str(channel.name) for channel in channels)
-    err.print(f"LaporHAM berjalan: {names}; HTTP {settings.http_host}:{settings.http_port}.")
+
+    def started(port: int) -> None:  # said once the port is bound, not before
+        err.print(f"LaporHAM berjalan: {names}; HTTP {settings.http_host}:{port}.")
+
     try:
-        _run(lambda: run_channels(settings, channels))
+        _run(lambda: run_channels(settings, channels, on_http_started=started))
     except KeyboardInterrupt:
         err.print("Berhenti.")
     except ChannelConfigError as error:  # a bad token or webhook URL: the operator's to fix
         err.print(f"[red]Konfigurasi salah:[/red] {escape(str(error))}")
         raise typer.Exit(2) from error
+    except HttpPortUnavailable as error:  # one line: which port, and what to do
+        err.print(f"[red]Gagal:[/red] {escape(error.advice)}")
+        raise typer.Exit(1) from error
 
 
 @db_app.command("upgrade")
