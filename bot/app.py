@@ -158,6 +158,7 @@ def whatsapp_channel(settings: Settings, store: EvidenceStore) -> WhatsAppChanne
         api_url=settings.whatsapp_api_url,
         evidence_store=store,
         template_language=settings.whatsapp_template_language,
+        template_languages={"en": settings.whatsapp_template_language_en},
     )
 
 

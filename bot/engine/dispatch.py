@@ -279,7 +279,7 @@ class Engine:
                 channel=event.channel,
                 recipient=event.chat_id,
                 contact_id=turn.contact.id if turn.contact else None,
-                payload=outgoing_to_payload(message),
+                payload=_in_language(outgoing_to_payload(message), turn.language),
                 claimed=direct,
             )
             for index, message in enumerate(messages)
@@ -346,7 +346,9 @@ class Engine:
                     idempotency_key=f"{event.channel}:{event.message_id}:error",
                     channel=event.channel,
                     recipient=event.chat_id,
-                    payload=outgoing_to_payload(OutText(text=t(language, "error.internal"))),
+                    payload=outgoing_to_payload(
+                        OutText(text=t(language, "error.internal"), language=language)
+                    ),
                 )
         except Exception:
             log.exception("could not even apologise for %s", event.message_id)
@@ -373,7 +375,9 @@ class Engine:
                     idempotency_key=key,
                     channel=event.channel,
                     recipient=event.chat_id,
-                    payload=outgoing_to_payload(OutText(text=t(language, "error.busy"))),
+                    payload=outgoing_to_payload(
+                        OutText(text=t(language, "error.busy"), language=language)
+                    ),
                 )
         except Exception as error:
             log.warning(
@@ -385,6 +389,14 @@ class Engine:
             return False
         self.outbox_ready.set()
         return False
+
+
+def _in_language(payload: dict[str, object], language: str) -> dict[str, object]:
+    """The reply's payload with the user's language, which travels with the outbox row to the
+    channel (WhatsApp picks its template's language from it), unless the message set one."""
+    if payload.get("language") is None:
+        payload["language"] = language
+    return payload
 
 
 def _short_key(user_key: str) -> str:
