@@ -9,6 +9,23 @@ flowchart LR
     CW & XW --> DB[(database)]
 ```
 
+How the CLI writes a checked file (storage.db.batched_writes), so the bot is never kept waiting
+for the write lock for long:
+
+```mermaid
+sequenceDiagram
+    participant CLI as laporham ... import
+    participant DB as Database
+    participant Bot as the bot's turns
+    CLI->>DB: read what exists, check the whole file (no lock)
+    Note over CLI: any problem: all listed, nothing written
+    loop every 1000 rows
+        CLI->>DB: BEGIN IMMEDIATE, upsert the batch, COMMIT
+        CLI->>CLI: pause 0.15 s
+        Bot->>DB: its waiting transactions get the lock
+    end
+```
+
 `*_format` holds each file's shape (pydantic models for the catalogue, sheet specs and row types
 for the workbook); `common` holds what both share (problems, the error, the report, progress,
 the upsert step; `yaml_messages` PyYAML's errors in Indonesian). All of a file's errors, its
