@@ -46,8 +46,7 @@ TEMPLATES: tuple[Template, ...] = (
         params=("the message text on one line (at most 900 characters)",),
         example=("Laporan Bantuan usaha bagi perempuan kepala keluarga belum lengkap.",),
         body_en=(
-            "Notice from LaporHAM:\n\n{{1}}\n\n"
-            "Reply to this message to continue, or type *help*."
+            "Notice from LaporHAM:\n\n{{1}}\n\nReply to this message to continue, or type *help*."
         ),
     ),
     Template(
