@@ -19,7 +19,7 @@ sequenceDiagram
     participant Bot as the bot's turns
     CLI->>DB: read what exists, check the whole file (no lock)
     Note over CLI: any problem: all listed, nothing written
-    loop every 1000 rows
+    loop every 500 rows
         CLI->>DB: BEGIN IMMEDIATE, upsert the batch, COMMIT
         CLI->>CLI: pause 0.15 s
         Bot->>DB: its waiting transactions get the lock

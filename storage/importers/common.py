@@ -25,9 +25,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 MAX_PROBLEMS = 20
 # Beyond this many the file is surely the wrong one: stop collecting (memory stays bounded).
 MAX_COLLECTED = 10_000
-# Rows written between checkpoints: a tenth of a second or so of holding the write lock (the
-# whole national contacts import held it for 11 s in one transaction).
-BATCH_ROWS = 1000
+# Rows written between checkpoints. bench/import_lock.py, national size (31,390 rows) on a busy
+# two-core machine: in one transaction the bot waited 15 s; in batches of 500 at most 0.85 s
+# (p99 0.47 s), with 1000 up to 1.8 s. The import takes about twice as long: an operator's
+# progress bar, not a user's wait.
+BATCH_ROWS = 500
 
 ENTITY_LABELS = {
     "programme": "Program",
