@@ -4,13 +4,27 @@ PYTHON ?= python3
 PYTEST_WORKERS ?= 2
 VENV := .venv
 STAMP := $(VENV)/.installed
+# Every dependency (runtime and the dev extra) pinned, with hashes, for every platform:
+# `make lock` writes it from pyproject.toml.
+LOCK := requirements.lock
+UV := $(VENV)/bin/uv
+# pip-audit reads each locked version's vulnerabilities from PyPI's JSON API, one URL per
+# release, like this one: probed first, so that an unreachable database is said plainly.
+AUDIT_PROBE_URL ?= https://pypi.org/pypi/pip/24.0/json
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean lock audit
 
-$(STAMP): pyproject.toml
+# Exactly the locked versions, each checked against its hash, then the project itself without
+# dependencies (they are all in the lock). `pip check` catches a lock that misses a dependency
+# pyproject.toml gained since (then: make lock).
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet --upgrade 'pip>=24,<27'
+	$(VENV)/bin/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
+	@$(VENV)/bin/python -m pip check >/dev/null || { $(VENV)/bin/python -m pip check; \
+		echo "$(LOCK) does not match pyproject.toml: run 'make lock', then make again." >&2; \
+		exit 1; }
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,6 +40,31 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+
+# Re-resolve every dependency from pyproject.toml (after adding or bounding one) and write
+# the lock; then `make` installs it. Needs only PyPI. uv comes from the lock once installed.
+lock:
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(VENV)/bin/python -m pip install --quiet 'uv>=0.9,<1'
+	$(UV) pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--generate-hashes --quiet -o $(LOCK)
+	@echo "$(LOCK) written; 'make' installs it."
+
+# Known vulnerabilities in the locked versions (pip-audit, PyPI's vulnerability data). Exit 0:
+# every package checked, none vulnerable; 1: vulnerabilities listed; 2: the data could not be
+# reached (not even for one package, or not for all: --strict), so the set is NOT audited.
+audit: $(STAMP)
+	@$(VENV)/bin/python -c "import urllib.request as u; u.urlopen('$(AUDIT_PROBE_URL)', timeout=20)" \
+		2>/dev/null || { echo "make audit: NOT AUDITED: PyPI's vulnerability data ($(AUDIT_PROBE_URL))" \
+		"is not reachable from this machine (a registry mirror serves packages, not that API)." >&2; \
+		exit 2; }
+	@out=$$(mktemp); $(VENV)/bin/pip-audit --disable-pip --require-hashes --requirement $(LOCK) \
+		--strict --vulnerability-service pypi --progress-spinner off > $$out 2>&1; status=$$?; \
+		cat $$out; \
+		if grep -q "could not be audited" $$out; then rm -f $$out; \
+			echo "make audit: NOT AUDITED: some packages' vulnerability data could not be" \
+			"fetched (listed above)." >&2; exit 2; fi; \
+		rm -f $$out; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

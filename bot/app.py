@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -36,6 +37,35 @@ if TYPE_CHECKING:  # each channel module pulls its chat library: imported only w
     from bot.channels.whatsapp import WhatsAppChannel
 
 log = logging.getLogger(__name__)
+
+
+class HttpPortUnavailable(Exception):
+    """The HTTP server's address cannot be bound: the operator's to fix, in one line."""
+
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        self.host, self.port, self.error = host, port, error
+        super().__init__(f"{host}:{port}: {error.strerror or error}")
+
+    @property
+    def advice(self) -> str:
+        """What is wrong and what to do, in Indonesian, for the command line."""
+        where = f"Port HTTP {self.host}:{self.port}"
+        if self.error.errno == errno.EADDRINUSE:
+            return (
+                f"{where} sudah dipakai program lain (laporham lain yang masih berjalan?): "
+                "hentikan program itu, atau atur LAPORHAM_HTTP_PORT ke port lain."
+            )
+        if self.error.errno == errno.EACCES:
+            return (
+                f"{where} tidak boleh dipakai pengguna ini (port di bawah 1024 butuh hak "
+                "root): atur LAPORHAM_HTTP_PORT ke port 1024 ke atas."
+            )
+        if self.error.errno == errno.EADDRNOTAVAIL:
+            return (
+                f"{where}: alamat {self.host} tidak ada di mesin ini: periksa "
+                "LAPORHAM_HTTP_HOST (mis. 127.0.0.1 atau 0.0.0.0)."
+            )
+        return f"{where} tidak bisa dibuka ({self.error.strerror or self.error})."
 
 
 @dataclass
@@ -148,14 +178,15 @@ def whatsapp_channel(settings: Settings, store: EvidenceStore) -> WhatsAppChanne
         api_url=settings.whatsapp_api_url,
         evidence_store=store,
         template_language=settings.whatsapp_template_language,
+        template_languages={"en": settings.whatsapp_template_language_en},
     )
 
 
 async def run_console(settings: Settings, *, input_stream: TextIO | None = None) -> None:
+    """The console channel alone. No HTTP server: nothing can post to the console, so the
+    port is left free (a second `laporham demo` beside a running bot is fine)."""
     console = ConsoleChannel()
     app = build(settings, [console])
-    http = HttpServer(build_app([]), host=settings.http_host, port=settings.http_port)
-    await http.start()
     try:
         await app.sender.recover()
         await console.converse(
@@ -165,7 +196,6 @@ async def run_console(settings: Settings, *, input_stream: TextIO | None = None)
             greeting=await console_greeting(app.sessions),
         )
     finally:
-        await http.stop()
         await app.close()
 
 
@@ -203,12 +233,21 @@ async def run_channels(
     app = build(settings, channels)
     routes = [route for adapter in channels for route in adapter.routes(app.engine)]
     http = HttpServer(build_app(routes), host=settings.http_host, port=settings.http_port)
-    await http.start()
+    try:
+        await http.start()
+    except OSError as error:  # the port is taken, or not ours to take
+        await app.close()
+        raise HttpPortUnavailable(settings.http_host, settings.http_port, error) from error
     log.info("HTTP server on %s:%s", settings.http_host, http.port)
     if on_http_started:
         on_http_started(http.port)
     scheduler = build_scheduler(
-        scheduled_jobs(engine=app.engine, sessions=app.sessions, store=app.engine.evidence_store)
+        scheduled_jobs(
+            engine=app.engine,
+            sessions=app.sessions,
+            store=app.engine.evidence_store,
+            retention_age=timedelta(days=settings.retention_days),
+        )
     )
     scheduler.start()
     sender = asyncio.create_task(app.sender.run(), name="outbox-sender")

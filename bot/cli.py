@@ -106,6 +106,20 @@ async def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[T]
         await engine.dispose()
 
 
+async def _in_batches(settings: Settings, work: Callable[[Any, Any], Awaitable[T]]) -> T:
+    """The work as short transactions (storage.db.batched_writes), on an up-to-date schema:
+    a long import never holds the database's write lock for long while the bot runs."""
+    from storage.db import batched_writes, create_engine, session_factory
+
+    await _migrate(settings, quiet_when_current=True)
+    engine = create_engine(settings.database_url)
+    try:
+        async with batched_writes(session_factory(engine)) as (session, checkpoint):
+            return await work(session, checkpoint)
+    finally:
+        await engine.dispose()
+
+
 @contextmanager
 def _progress() -> Iterator[Callable[[int, int | None, str], None]]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
@@ -139,7 +153,13 @@ def demo() -> None:
 
 
 def _serve(settings: Settings, *, seed_demo: bool) -> None:
-    from bot.app import configured_channels, prepare_database, run_channels, run_console
+    from bot.app import (
+        HttpPortUnavailable,
+        configured_channels,
+        prepare_database,
+        run_channels,
+        run_console,
+    )
 
     with _friendly_errors():
         seeded = _run(lambda: prepare_database(settings, seed_demo=seed_demo))
@@ -151,14 +171,20 @@ def _serve(settings: Settings, *, seed_demo: bool) -> None:
         return
     _logging()
     names = ", ".join(str(channel.name) for channel in channels)
-    err.print(f"LaporHAM berjalan: {names}; HTTP {settings.http_host}:{settings.http_port}.")
+
+    def started(port: int) -> None:  # said once the port is bound, not before
+        err.print(f"LaporHAM berjalan: {names}; HTTP {settings.http_host}:{port}.")
+
     try:
-        _run(lambda: run_channels(settings, channels, handle_signals=True))
+        _run(lambda: run_channels(settings, channels, on_http_started=started, handle_signals=True))
     except KeyboardInterrupt:
         err.print("Berhenti.")
     except ChannelConfigError as error:  # a bad token or webhook URL: the operator's to fix
         err.print(f"[red]Konfigurasi salah:[/red] {escape(str(error))}")
         raise typer.Exit(2) from error
+    except HttpPortUnavailable as error:  # one line: which port, and what to do
+        err.print(f"[red]Gagal:[/red] {escape(error.advice)}")
+        raise typer.Exit(1) from error
 
 
 @db_app.command("upgrade")
@@ -187,14 +213,16 @@ def contacts_import(
 
 
 def _import(file: Path, read: Callable[[Path], Any], apply: Callable[..., Awaitable[Any]]) -> None:
-    """Read and check the file, then write it in one transaction with a progress bar."""
+    """Read and check the file, then write it in short batches with a progress bar. Every
+    problem of the file (its own and against the database) is found before the first write."""
     settings = _settings()
     with _friendly_errors():
         doc = read(file)
         with _progress() as progress:
             report = _run(
-                lambda: _in_transaction(
-                    settings, lambda s: apply(doc, session=s, progress=progress)
+                lambda: _in_batches(
+                    settings,
+                    lambda s, c: apply(doc, session=s, progress=progress, checkpoint=c),
                 )
             )
     typer.echo("\n".join(report.summary()))

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     whatsapp_verify_token: str | None = None
     whatsapp_api_url: str = "https://graph.facebook.com/v21.0"
     whatsapp_template_language: str = "id"
+    # upkeep: the language code of the English translations of the templates, for users who
+    # chose English (/bahasa): outside the 24-hour window they get the template in English.
+    whatsapp_template_language_en: str = "en"
+
+    # upkeep: processed inbox rows and sent/failed outbox rows older than this are pruned
+    # daily. At least 8 days: Meta redelivers a webhook for up to 7 days, and the inbox row is
+    # what recognises the redelivery.
+    retention_days: int = Field(default=90, ge=8, le=3650)
 
     @model_validator(mode="after")
     def _production_is_complete_and_secret(self) -> Settings:

@@ -6,6 +6,8 @@ twice (no job registers itself on import: a forgotten import would be a silent n
 | `inbox-replay` | every minute | handle webhook messages stored but not handled (a crash) |
 | `evidence-sweep` | daily, 02:30 WIB | delete blobs no file row names (past the store's grace) |
 | `reminders` | every minute | write the reminders and escalations due now (docs/reminders.md) |
+| `retention-prune` | daily, 03:00 WIB | delete old processed inbox, sent/failed outbox rows |
+| `sqlite-optimize` | daily, 03:30 WIB | SQLite `PRAGMA optimize`: planner statistics |
 
 The outbox sender needs no job: it wakes itself when rows are written and polls for retries.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -22,13 +25,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.dispatch import Engine
 from scheduler.reminders import ReminderTicker
+from storage import retention
+from storage.db import transaction
 from storage.evidence import EvidenceStore
 from storage.evidence.references import referenced_keys
+from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
 # Quiet hours for housekeeping, in the time zone most users (and most servers) are in.
 HOUSEKEEPING_TIMEZONE = "Asia/Jakarta"
+DEFAULT_RETENTION = timedelta(days=90)
+# Rows deleted per transaction: each batch holds SQLite's write lock for milliseconds, so the
+# bot's turns slip in between batches.
+PRUNE_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -46,18 +56,62 @@ def scheduled_jobs(
     engine: Engine,
     sessions: async_sessionmaker[AsyncSession],
     store: EvidenceStore,
+    retention_age: timedelta = DEFAULT_RETENTION,
 ) -> list[Job]:
     """The one list."""
 
     async def sweep() -> int:
         return await sweep_unreferenced_evidence(sessions=sessions, store=store)
 
+    async def prune() -> int:
+        return await prune_old_messages(sessions=sessions, older_than=retention_age)
+
+    async def optimize() -> bool:
+        return await refresh_statistics(sessions=sessions)
+
     reminders = ReminderTicker(sessions=sessions, wakeup=engine.outbox_ready)
     return [
         Job(id="inbox-replay", seconds=60, run=engine.replay_stored),
         Job(id="evidence-sweep", daily_at="02:30", run=sweep),
         Job(id="reminders", seconds=60, run=reminders.tick),
+        Job(id="retention-prune", daily_at="03:00", run=prune),
+        Job(id="sqlite-optimize", daily_at="03:30", run=optimize),
     ]
+
+
+async def prune_old_messages(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    older_than: timedelta,
+    now: datetime | None = None,
+    batch_size: int = PRUNE_BATCH,
+) -> int:
+    """Delete processed inbox rows and finished outbox rows older than `older_than`, one short
+    transaction per batch (ids found by a read that takes no lock). Returns how many."""
+    before = (now or utcnow()) - older_than
+    kinds = (
+        (retention.prunable_inbox_ids, retention.delete_inbox_rows),
+        (retention.prunable_outbox_ids, retention.delete_outbox_rows),
+    )
+    deleted = 0
+    for find, remove in kinds:
+        while True:
+            async with sessions() as session:
+                ids = await find(session=session, before=before, limit=batch_size)
+            if not ids:
+                break
+            async with transaction(sessions) as session:
+                deleted += await remove(session=session, ids=ids, before=before)
+            if len(ids) < batch_size:
+                break
+    if deleted:
+        log.info("retention: pruned %d message rows older than %s", deleted, older_than)
+    return deleted
+
+
+async def refresh_statistics(*, sessions: async_sessionmaker[AsyncSession]) -> bool:
+    async with transaction(sessions) as session:
+        return await retention.refresh_statistics(session=session)
 
 
 async def sweep_unreferenced_evidence(

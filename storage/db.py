@@ -9,13 +9,15 @@ that SELECTs and SAVEPOINTs belong to the transaction. A writer's BEGIN takes th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -28,10 +30,31 @@ from storage.files import private_directory, private_file
 # worker thread: the event loop keeps running meanwhile.
 LOCK_TIMEOUT_SECONDS = 30.0
 WRITER = "laporham_writer"  # execution option: this connection's BEGIN takes the write lock
+# PostgreSQL error classes worth a retry: connection exceptions (08), the server shutting down or
+# starting (57P01-57P03), too many connections (53300), and a serialisation failure or deadlock
+# (40001, 40P01), which the server itself asks the client to retry.
+# Between two batches of a long write: longer than the longest sleep of SQLite's busy handler
+# (100 ms), so a writer waiting for the lock wakes up within the pause and takes it.
+BATCH_PAUSE_SECONDS = 0.15
+TRANSIENT_SQLSTATE_PREFIXES = ("08", "57P0", "53300", "40001", "40P01")
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a database error may pass if the same work is tried again: a lost or refused
+    connection, a server restart, SQLite's "database is locked" after its busy timeout, a pool
+    timeout, a serialisation failure. A bug (a wrong column, a broken constraint) is not."""
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated or isinstance(error, sa_exc.OperationalError):
+            return True
+        sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+        return isinstance(sqlstate, str) and sqlstate.startswith(TRANSIENT_SQLSTATE_PREFIXES)
+    # A pool with no free connection, a pool told the connection is gone, or a refused
+    # connection that the driver raises unwrapped (asyncpg while the server is down).
+    return isinstance(error, sa_exc.TimeoutError | sa_exc.DisconnectionError | ConnectionError)
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -106,6 +129,40 @@ async def transaction(
         try:
             await session.connection(execution_options={WRITER: True})
             yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+Checkpoint = Callable[[], Awaitable[None]]
+
+
+@asynccontextmanager
+async def batched_writes(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    pause: float = BATCH_PAUSE_SECONDS,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> AsyncIterator[tuple[AsyncSession, Checkpoint]]:
+    """A long write (an import) as a series of short transactions, so that it never holds
+    SQLite's write lock (or PostgreSQL's row locks) for long while the bot runs.
+
+    It begins as a reader (reading takes no lock). Each call of the checkpoint commits what was
+    written so far, pauses so that a writer waiting in SQLite's busy handler (which polls, and
+    would otherwise lose the race for the lock every time) gets its turn, and begins the next
+    transaction as a writer. The block's end commits the last batch; an exception rolls back
+    only the batch in hand. The work must be idempotent (the importers' upserts are), so that
+    running it again after a crash completes it."""
+    async with sessions() as session:
+
+        async def checkpoint() -> None:
+            await session.commit()
+            await sleep(pause)
+            await session.connection(execution_options={WRITER: True})
+
+        try:
+            yield session, checkpoint
         except BaseException:
             await session.rollback()
             raise

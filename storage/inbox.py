@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import InboxMessage, InboxStatus
+from storage.models.messaging import UNPROCESSED_INBOX
 from storage.types import utcnow
 
 
@@ -94,7 +95,7 @@ async def unprocessed_inbound(
     """Webhook messages stored but not processed (the process died in between)."""
     statement = (
         select(InboxMessage)
-        .where(InboxMessage.channel == channel, InboxMessage.status == InboxStatus.received)
+        .where(InboxMessage.channel == channel, UNPROCESSED_INBOX)
         .order_by(col(InboxMessage.id))
         .limit(limit)
     )

@@ -106,6 +106,12 @@ def enqueue(*, session: AsyncSession, **fields: Any) -> OutboxMessage:
     return message
 
 
+async def has_idempotency_key(*, session: AsyncSession, idempotency_key: str) -> bool:
+    """Whether a message with this key was written already (a notice given once)."""
+    statement = select(OutboxMessage.id).where(OutboxMessage.idempotency_key == idempotency_key)
+    return (await session.exec(statement)).first() is not None
+
+
 # Built once (values are bind parameters): these run for every message, and building a
 # statement costs SQLAlchemy more CPU than running it. They need no ORM objects, so they run on
 # the session's connection (SQLAlchemy Core).

@@ -26,6 +26,21 @@ sequenceDiagram
     O->>C: send (after commit)
 ```
 
+A transient database error (a lost connection, a PostgreSQL restart, SQLite still locked after
+its busy timeout) rolls the turn back and the turn is tried again after a pause
+(`TRANSIENT_RETRY_DELAYS`); only when every try failed does the user get one "try again later"
+message, and the stored inbound message stays unprocessed so that the replay job handles it
+when the database is back:
+
+```mermaid
+flowchart LR
+    T[turn in one transaction] -->|commit| OK[replies to the sender]
+    T -->|bug| AP[apology, message marked handled]
+    T -->|transient database error| W{tries left?}
+    W -->|yes: sleep, back off| T
+    W -->|no| BUSY[one 'busy' notice; inbox row stays unprocessed: replay retries it]
+```
+
 A crash before COMMIT loses nothing the user sees as given (the channel redelivers, the inbox
 has no record yet); after COMMIT a redelivery is absorbed by the inbox and the replies are in the
 outbox, so none is lost and none is sent twice for the same inbound id.
@@ -36,7 +51,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -69,7 +84,7 @@ from bot.engine.turn import (
     button_choice,
 )
 from storage import conversation_state, inbox, outbox
-from storage.db import transaction
+from storage.db import is_transient, transaction
 from storage.evidence import EvidenceRejected, EvidenceStore, RejectionCode, ingest
 from storage.models import ChannelIdentity, ConversationState
 from storage.outbox import QueuedMessage
@@ -81,7 +96,13 @@ SEEN_PRECISION = timedelta(minutes=1)
 UNKNOWN = "unknown"  # CommandReceived.name of a slash-word that is no command of ours
 UNKNOWN_COMMAND = re.compile(r"/[A-Za-z_]\w*(@\w+)?")
 
+# Pauses before each new try of a turn that met a transient database error: about 7 s in all,
+# enough for a connection pool to reconnect or a PostgreSQL restart, short enough that the user
+# is not left waiting long before hearing that their message is kept for later.
+TRANSIENT_RETRY_DELAYS = (0.25, 0.75, 2.0, 4.0)
+
 Router = Callable[[Turn], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class OutboxHandOff(Protocol):
@@ -108,6 +129,8 @@ class Engine:
         evidence_store: EvidenceStore,
         max_upload_bytes: int,
         clock: Callable[[], datetime] = utcnow,
+        retry_delays: Sequence[float] = TRANSIENT_RETRY_DELAYS,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.sessions = sessions
         self.channels = channels
@@ -116,6 +139,8 @@ class Engine:
         self.evidence_store = evidence_store
         self.max_upload_bytes = max_upload_bytes
         self.clock = clock
+        self.retry_delays = tuple(retry_delays)
+        self.sleep = sleep
         self.outbox_ready = asyncio.Event()
         # The running outbox sender, when there is one: replies can skip its claim (see _enqueue).
         self.hand_off: OutboxHandOff | None = None
@@ -133,8 +158,17 @@ class Engine:
         try:
             async with self._lock_for(event):
                 try:
-                    return await self._handle(event)
-                except Exception:
+                    return await self._handle_retrying(event)
+                except Exception as error:
+                    if is_transient(error):
+                        log.warning(
+                            "%s %s: database unavailable after %d tries, message kept: %s",
+                            event.channel,
+                            _short_key(event.user_key),
+                            len(self.retry_delays) + 1,
+                            type(error).__name__,
+                        )
+                        return await self._tell_busy(event)
                     log.exception("handler failed for %s %s", event.channel, event.message_id)
                     return await self._apologise(event)
         finally:
@@ -149,10 +183,24 @@ class Engine:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    async def _handle(self, event: Inbound) -> bool:
-        prepared = None
-        if isinstance(event, FileReceived):
-            prepared = await self._prepare_file(event)
+    async def _handle_retrying(self, event: Inbound) -> bool:
+        """The turn, tried again after each transient database error (the failed try was
+        rolled back whole). A file is fetched and checked once, not again at each try."""
+        prepared: PreparedFile | None = None
+        fetched = not isinstance(event, FileReceived)
+        for delay in (*self.retry_delays, None):
+            try:
+                if not fetched and isinstance(event, FileReceived):
+                    prepared = await self._prepare_file(event)
+                    fetched = True
+                return await self._handle(event, prepared)
+            except Exception as error:
+                if delay is None or not is_transient(error):
+                    raise
+            await self.sleep(delay)
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    async def _handle(self, event: Inbound, prepared: PreparedFile | None) -> bool:
         adapter = self.channels[event.channel]
         async with transaction(self.sessions) as session:
             if not await inbox.claim_inbound(
@@ -241,7 +289,7 @@ class Engine:
                 channel=event.channel,
                 recipient=event.chat_id,
                 contact_id=turn.contact.id if turn.contact else None,
-                payload=outgoing_to_payload(message),
+                payload=_in_language(outgoing_to_payload(message), turn.language),
                 claimed_by=owner,
             )
             for index, message in enumerate(messages)
@@ -308,13 +356,62 @@ class Engine:
                     idempotency_key=f"{event.channel}:{event.message_id}:error",
                     channel=event.channel,
                     recipient=event.chat_id,
-                    payload=outgoing_to_payload(OutText(text=t(language, "error.internal"))),
+                    payload=outgoing_to_payload(
+                        OutText(text=t(language, "error.internal"), language=language)
+                    ),
                 )
         except Exception:
             log.exception("could not even apologise for %s", event.message_id)
             return False
         self.outbox_ready.set()
         return True
+
+    async def _tell_busy(self, event: Inbound) -> bool:
+        """The database kept failing: tell the user once that the message is kept and will be
+        answered, without marking it handled (the replay job takes it up again). Written only
+        if the outbox can be written now; its key makes a second failure of the same message
+        say nothing more."""
+        key = f"{event.channel}:{event.message_id}:busy"
+        try:
+            async with transaction(self.sessions) as session:
+                if await outbox.has_idempotency_key(session=session, idempotency_key=key):
+                    return False
+                state = await conversation_state.peek_state(
+                    session=session, channel=event.channel, user_key=event.user_key
+                )
+                language = str((state.data if state else {}).get("language", "id"))
+                outbox.enqueue(
+                    session=session,
+                    idempotency_key=key,
+                    channel=event.channel,
+                    recipient=event.chat_id,
+                    payload=outgoing_to_payload(
+                        OutText(text=t(language, "error.busy"), language=language)
+                    ),
+                )
+        except Exception as error:
+            log.warning(
+                "%s %s: could not write the busy notice either: %s",
+                event.channel,
+                _short_key(event.user_key),
+                type(error).__name__,
+            )
+            return False
+        self.outbox_ready.set()
+        return False
+
+
+def _in_language(payload: dict[str, object], language: str) -> dict[str, object]:
+    """The reply's payload with the user's language, which travels with the outbox row to the
+    channel (WhatsApp picks its template's language from it), unless the message set one."""
+    if payload.get("language") is None:
+        payload["language"] = language
+    return payload
+
+
+def _short_key(user_key: str) -> str:
+    """How a log line names a user: never their whole phone number or chat id."""
+    return f"…{user_key[-4:]}"
 
 
 def _note_seen(identity: ChannelIdentity, wrote: datetime) -> None:

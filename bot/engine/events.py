@@ -103,6 +103,10 @@ class OutText:
     # Reminders and broadcasts: WhatsApp must send these as an approved template.
     template: str | None = None
     template_params: tuple[str, ...] = ()
+    # The recipient's interface language ("id", "en"): outside WhatsApp's 24-hour window the
+    # template goes out in it. None: the channel's default. The engine sets it on its replies;
+    # a job writing to a contact sets it from Contact.language.
+    language: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +115,7 @@ class OutFile:
     filename: str
     caption: str = ""
     as_photo: bool = False
+    language: str | None = None  # as OutText.language
 
 
 Outgoing = OutText | OutFile

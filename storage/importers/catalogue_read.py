@@ -2,7 +2,8 @@
 
 The YAML is parsed refusing duplicate keys, its structure and types are validated by the models
 of catalogue_format.py (pydantic's errors retold in the operator's language, with a path such as
-`actions[2].measures[0].title`), and only then are codes and references checked.
+`actions[2].measures[0].title`), and codes and references are checked on the same data in the
+same pass, so one run lists every problem, in the file's order.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from storage.importers.catalogue_checks import check_codes_and_references
+from storage.importers import yaml_messages
+from storage.importers.catalogue_checks import add_at, check_codes_and_references
 from storage.importers.catalogue_format import CatalogueDoc
-from storage.importers.common import MAX_PROBLEMS, ImportFileError, Problem, Problems
+from storage.importers.common import ImportFileError, Problems
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -59,9 +61,11 @@ def _read_yaml(path: Path) -> Any:
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as exc:
-        raise ImportFileError.single(_mark_location(where, exc), _yaml_message(exc)) from exc
+        raise ImportFileError.single(
+            _mark_location(where, exc), yaml_messages.describe(exc)
+        ) from exc
     except yaml.YAMLError as exc:
-        raise ImportFileError.single(where, f"YAML tidak valid: {exc}") from exc
+        raise ImportFileError.single(where, f"YAML tidak valid (pesan pengurai: {exc})") from exc
 
 
 def _mark_location(where: str, exc: yaml.MarkedYAMLError) -> str:
@@ -71,41 +75,29 @@ def _mark_location(where: str, exc: yaml.MarkedYAMLError) -> str:
     return f"{where}, baris {mark.line + 1}, kolom {mark.column + 1}"
 
 
-def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
-    detail = exc.problem or exc.context or "sintaks salah"
-    # The context points where the broken construct began, e.g. an unclosed quote on line 3
-    # only noticed at the end of the file.
-    if exc.problem and exc.context and exc.context_mark is not None:
-        detail += f" ({exc.context}, baris {exc.context_mark.line + 1})"
-    return f"YAML tidak valid: {detail}"
-
-
 def parse_catalogue(data: Any) -> CatalogueDoc:
-    """Validate already-parsed YAML: structure and types first, then codes and references."""
+    """Validate already-parsed YAML: structure and types, codes and references, all in one
+    pass; ImportFileError lists every problem in the file's order."""
     if data is None:
         raise ImportFileError.single("", "berkas katalog kosong")
     if not isinstance(data, dict):
         raise ImportFileError.single(
             "", "katalog harus berupa pemetaan dengan kunci programme, periods dan actions"
         )
+    problems = Problems()
+    doc: CatalogueDoc | None = None
     try:
         doc = CatalogueDoc.model_validate(data)
     except ValidationError as exc:
-        found = [Problem(_path(e["loc"]), _describe(e)) for e in exc.errors()]
-        cut = found[:MAX_PROBLEMS]
-        raise ImportFileError(cut, truncated=len(found) > MAX_PROBLEMS) from exc
-    problems = Problems()
-    check_codes_and_references(doc, problems)
+        for error in exc.errors():
+            add_at(problems, error["loc"], _describe(error))
+    # On the raw data: codes and references of the items that are sound are checked even when
+    # others are not, so a second run does not bring new problems to light.
+    check_codes_and_references(data, problems)
     problems.raise_if_any()
+    if doc is None:  # pydantic failed, so problems were raised above
+        raise AssertionError("unreachable")
     return doc
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    """('actions', 2, 'measures', 0, 'title') -> actions[2].measures[0].title"""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _describe(error: ErrorDetails) -> str:

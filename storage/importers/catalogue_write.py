@@ -14,30 +14,50 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.importers.catalogue_checks import check_windows
 from storage.importers.catalogue_format import CatalogueDoc, EvidenceDoc, QuestionDoc
-from storage.importers.common import ImportReport, Progress, noop_progress, row_id, upsert_row
+from storage.importers.common import (
+    BATCH_ROWS,
+    Batches,
+    Checkpoint,
+    ImportReport,
+    Progress,
+    no_checkpoint,
+    noop_progress,
+    row_id,
+    upsert_row,
+)
 from storage.models import Action, EvidenceRequirement, Measure, Period, Programme, Question
 
 ChildT = TypeVar("ChildT", Question, EvidenceRequirement)
 
 
 async def import_catalogue(
-    doc: CatalogueDoc, *, session: AsyncSession, progress: Progress = noop_progress
+    doc: CatalogueDoc,
+    *,
+    session: AsyncSession,
+    progress: Progress = noop_progress,
+    checkpoint: Checkpoint = no_checkpoint,
+    batch_rows: int = BATCH_ROWS,
 ) -> ImportReport:
-    """Upsert the catalogue by codes. Flushes, never commits: the caller owns the transaction."""
+    """Upsert the catalogue by codes. Flushes, never commits: the caller owns the transaction;
+    `checkpoint` is called once the checks are done and after every `batch_rows` items."""
     report = ImportReport()
     total = _count_items(doc)
     programme = await _find_programme(doc.programme.code, session=session)
     old_periods = await _existing_periods(programme, session=session)
     check_windows(doc.periods, old_periods)
+    await checkpoint()  # checks done: what follows writes
+    batches = Batches(session, checkpoint, batch_rows)
     programme = await _upsert_programme(doc, programme, session=session, report=report)
     progress(1, total, "Program")
     periods = await _upsert_periods(doc, programme, old_periods, session=session, report=report)
     progress(len(doc.periods), total, "Periode")
     actions = await _upsert_actions(doc, programme, session=session, report=report)
     progress(len(doc.actions), total, "Aksi")
+    await batches.written(len(doc.actions))
     measures = await _upsert_measures(doc, programme, actions, periods, session, report)
     progress(len(measures), total, "Ukuran keberhasilan")
-    done = await _upsert_measure_items(doc, programme, measures, session, report)
+    await batches.written(len(measures))
+    done = await _upsert_measure_items(doc, programme, measures, session, report, batches)
     progress(done, total, "Pertanyaan dan data dukung")
     return report
 
@@ -177,6 +197,7 @@ async def _upsert_measure_items(
     measures: dict[tuple[str, str], Measure],
     session: AsyncSession,
     report: ImportReport,
+    batches: Batches,
 ) -> int:
     """Questions and evidence requirements; returns how many the file holds."""
     questions = await _existing_children(Question, programme, session=session)
@@ -195,6 +216,7 @@ async def _upsert_measure_items(
                 counts = report["evidence_requirement"]
                 upsert_row(session, requirements, key, EvidenceRequirement, values, counts)
             done += len(measure.questions) + len(measure.evidence)
+            await batches.written(len(measure.questions) + len(measure.evidence))
     report["question"].not_in_file = len(questions)
     report["evidence_requirement"].not_in_file = len(requirements)
     await session.flush()

@@ -21,6 +21,7 @@ from storage.importers.contacts_format import (
     OFFICES,
     REGIONS,
     ROLE_WORDS,
+    SHEETS,
     TIMEZONE_WORDS,
     YES_WORDS,
     AssignmentRow,
@@ -29,36 +30,43 @@ from storage.importers.contacts_format import (
     OfficeRow,
     RawSheet,
     RegionRow,
+    SheetSpec,
     Where,
 )
 from storage.models import RegionKind, Role
 from storage.phones import InvalidPhone, normalise_phone
 
 
-def parse_sheets(sheets: Mapping[str, RawSheet]) -> ContactsDoc:
-    """Every row of the raw sheets (by canonical sheet name) checked and converted."""
-    problems = Problems()
-    doc = ContactsDoc(
-        regions=list(_parse_rows(sheets.get(REGIONS.name), _parse_region, problems)),
-        offices=list(_parse_rows(sheets.get(OFFICES.name), _parse_office, problems)),
-        contacts=list(_parse_rows(sheets.get(CONTACTS.name), _parse_contact, problems)),
-        assignments=list(_parse_rows(sheets.get(ASSIGNMENTS.name), _parse_assignment, problems)),
-    )
+def parse_sheets(sheets: Mapping[str, RawSheet], problems: Problems | None = None) -> ContactsDoc:
+    """Every row of the raw sheets (by canonical sheet name) checked and converted. Rows with a
+    problem are left out and their problems kept in the document (with `problems`, those found
+    before): import_contacts raises them all, with the database's, in one pass."""
+    problems = problems if problems is not None else Problems()
+    regions = list(_parse_rows(sheets, REGIONS, _parse_region, problems))
+    offices = list(_parse_rows(sheets, OFFICES, _parse_office, problems))
+    contacts = list(_parse_rows(sheets, CONTACTS, _parse_contact, problems))
+    assignments = list(_parse_rows(sheets, ASSIGNMENTS, _parse_assignment, problems))
+    doc = ContactsDoc(regions, offices, contacts, assignments)
     check_duplicates(doc, problems)
-    problems.raise_if_any()
-    return doc
+    return ContactsDoc(regions, offices, contacts, assignments, problems=problems.items)
 
 
 RowT = TypeVar("RowT")
 
 
 def _parse_rows(
-    sheet: RawSheet | None, parse: Callable[[_Cells], RowT | None], problems: Problems
+    sheets: Mapping[str, RawSheet],
+    spec: SheetSpec,
+    parse: Callable[[_Cells], RowT | None],
+    problems: Problems,
 ) -> Iterator[RowT]:
+    sheet = sheets.get(spec.name)
     if sheet is None:
         return
+    order = SHEETS.index(spec)
     for number, values in sheet.rows:
-        cells = _Cells(Where(sheet.title, number, sheet.headers), values, problems)
+        where = Where(sheet.title, number, sheet.headers, order)
+        cells = _Cells(where, values, problems)
         row = parse(cells)
         if row is not None and cells.ok:
             yield row
@@ -76,7 +84,7 @@ class _Cells:
 
     def fail(self, column: str, message: str) -> None:
         self.ok = False
-        self.problems.add(self.where.at(column), message)
+        self.problems.add(self.where.at(column), message, position=self.where.position(column))
 
     def text(self, column: str, *, required: bool = False, max_length: int = 200) -> str | None:
         value = _as_text(self.values.get(column))

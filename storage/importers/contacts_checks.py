@@ -38,6 +38,7 @@ def check_duplicates(doc: ContactsDoc, problems: Problems) -> None:
                 problems.add(
                     where.at(column),
                     f'{label} "{key[-1]}" sudah dipakai di baris {seen[key].row}',
+                    position=where.position(column),
                 )
             else:
                 seen[key] = where
@@ -95,7 +96,9 @@ class _Scope:
         if code in self.kinds:
             return True
         problems.add(
-            where.at(column), f'wilayah "{code}" tidak ada di sheet Wilayah maupun di basis data'
+            where.at(column),
+            f'wilayah "{code}" tidak ada di sheet Wilayah maupun di basis data',
+            position=where.position(column),
         )
         return False
 
@@ -104,12 +107,18 @@ class _Scope:
             return True
         elsewhere = sorted(r for r, o in self.offices if o == office)
         hint = f" (ada di wilayah {', '.join(elsewhere[:3])})" if elsewhere else ""
-        problems.add(where.at("opd"), f'OPD "{office}" tidak ada di wilayah {region}{hint}')
+        problems.add(
+            where.at("opd"),
+            f'OPD "{office}" tidak ada di wilayah {region}{hint}',
+            position=where.position("opd"),
+        )
         return False
 
 
 def check_references(doc: ContactsDoc, known: Known) -> None:
-    problems = Problems()
+    """Raises every problem of the file at once: those found while reading it (doc.problems)
+    and those found here against the database, in the file's order."""
+    problems = Problems(doc.problems)
     scope = _Scope.of(doc, known)
     for region in doc.regions:
         _check_parent(region, scope, problems)
@@ -127,7 +136,7 @@ def _check_parent(row: RegionRow, scope: _Scope, problems: Problems) -> None:
     if parent is None or not scope.check_region(row.where, "induk", parent, problems):
         return
     if scope.kinds[parent] is not RegionKind.provinsi:
-        problems.add(row.where.at("induk"), f'induk "{parent}" bukan provinsi')
+        _add(problems, row.where, "induk", f'induk "{parent}" bukan provinsi')
 
 
 def _check_contact(row: ContactRow, scope: _Scope, problems: Problems) -> None:
@@ -137,8 +146,10 @@ def _check_contact(row: ContactRow, scope: _Scope, problems: Problems) -> None:
     if row.office_code is not None:
         scope.check_office(row.where, region, row.office_code, problems)
     if row.role is Role.kanwil and scope.kinds[region] is not RegionKind.provinsi:
-        problems.add(
-            row.where.at("wilayah"),
+        _add(
+            problems,
+            row.where,
+            "wilayah",
             f'kanwil mencakup satu provinsi, sedangkan "{region}" bukan provinsi',
         )
 
@@ -151,8 +162,10 @@ def _check_assignment(row: AssignmentRow, scope: _Scope, known: Known, problems:
         return
     kind = scope.kinds[row.region_code]
     if action is not None and action.level.value != kind.value:
-        problems.add(
-            row.where.at("aksi"),
+        _add(
+            problems,
+            row.where,
+            "aksi",
             f"aksi {action.code} untuk tingkat {action.level}, sedangkan wilayah "
             f"{row.region_code} adalah {kind}",
         )
@@ -161,15 +174,23 @@ def _check_assignment(row: AssignmentRow, scope: _Scope, known: Known, problems:
 def _find_action(row: AssignmentRow, known: Known, problems: Problems) -> Action | None:
     programme = known.programmes.get(row.programme_code.lower())
     if programme is None:
-        problems.add(
-            row.where.at("program"),
+        _add(
+            problems,
+            row.where,
+            "program",
             f'program "{row.programme_code}" tidak ada di basis data; impor katalognya dulu',
         )
         return None
     action = known.actions.get((row_id(programme), row.action_code.lower()))
     if action is None:
-        problems.add(
-            row.where.at("aksi"),
+        _add(
+            problems,
+            row.where,
+            "aksi",
             f'aksi "{row.action_code}" tidak ada di program {programme.code}',
         )
     return action
+
+
+def _add(problems: Problems, where: Where, column: str, message: str) -> None:
+    problems.add(where.at(column), message, position=where.position(column))

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from storage.importers.common import Problem
 from storage.models import TIMEZONES, RegionKind, Role
 
 # --- the workbook's shape ---------------------------------------------------------------------
@@ -125,12 +126,21 @@ class Where:
     sheet: str
     row: int
     headers: Mapping[str, str] = field(default_factory=dict)
+    sheet_order: int = 0  # the sheet's place in SHEETS: problems are listed sheet by sheet
 
     def at(self, column: str | None = None) -> str:
         text = f'Sheet "{self.sheet}", baris {self.row}'
         if column is None:
             return text
         return f'{text}, kolom "{self.headers.get(column, column)}"'
+
+    def position(self, column: str | None = None) -> tuple[int, ...]:
+        """Sorts problems by sheet, row, then column as the sheet has them."""
+        columns = list(self.headers)
+        index = (
+            -1 if column is None else (columns.index(column) if column in columns else len(columns))
+        )
+        return (1 + self.sheet_order, self.row, index)
 
 
 @dataclass(frozen=True)
@@ -178,6 +188,9 @@ class ContactsDoc:
     offices: list[OfficeRow] = field(default_factory=list)
     contacts: list[ContactRow] = field(default_factory=list)
     assignments: list[AssignmentRow] = field(default_factory=list)
+    # Problems found while reading (their rows are left out above). They are raised together
+    # with those found against the database, by import_contacts, so that one pass shows all.
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def row_count(self) -> int:

@@ -15,7 +15,9 @@ from storage.importers.contacts_format import SHEETS, ContactsDoc, RawSheet, She
 
 
 def read_contacts_workbook(path: Path) -> ContactsDoc:
-    """Read and check a contacts workbook; ImportFileError lists everything wrong with it."""
+    """Read and check a contacts workbook. A file that is no workbook raises ImportFileError
+    at once; missing sheets or columns and bad rows are kept in the document's `problems`, which
+    import_contacts raises together with what the database shows (one pass lists all)."""
     where = f'Berkas "{path.name}"'
     if path.suffix.lower() == ".xls":
         raise ImportFileError.single(
@@ -36,9 +38,8 @@ def read_contacts_workbook(path: Path) -> ContactsDoc:
             f"bukan berkas Excel .xlsx yang utuh ({type(exc).__name__}); "
             "simpan ulang dari Excel sebagai .xlsx tanpa kata sandi",
         ) from exc
-    if len(problems):
-        raise ImportFileError(problems.items)
-    return parse_sheets(sheets)
+    # Missing sheets and columns are kept with the rows' problems: one pass shows them all.
+    return parse_sheets(sheets, problems)
 
 
 def _read_sheets(path: Path, problems: Problems) -> dict[str, RawSheet]:
@@ -55,7 +56,8 @@ def _read_sheets(path: Path, problems: Problems) -> dict[str, RawSheet]:
                 problems.add(
                     f'Berkas "{path.name}"',
                     f'sheet "{spec.name}" tidak ada (sheet yang ada: '
-                    f"{', '.join(workbook.sheetnames)})",
+                    f"{', '.join(dict.fromkeys(workbook.sheetnames))})",
+                    position=(0,),
                 )
                 continue
             sheet = _read_sheet(spec, title, workbook[title], problems)
@@ -84,7 +86,8 @@ def _read_sheet(spec: SheetSpec, title: str, worksheet: Any, problems: Problems)
     if header is None:  # an entirely empty sheet: nothing to import from it
         return RawSheet(title, {}, [])
     header_row, header_cells = header
-    positions = _header_positions(spec, title, header_row, header_cells, problems)
+    order = SHEETS.index(spec)
+    positions = _header_positions(spec, title, header_row, header_cells, problems, order)
     if positions is None:
         return None
     headers = {column: str(header_cells[index]).strip() for column, index in positions.items()}
@@ -96,21 +99,30 @@ def _read_sheet(spec: SheetSpec, title: str, worksheet: Any, problems: Problems)
 
 
 def _header_positions(
-    spec: SheetSpec, title: str, row: int, cells: tuple[Any, ...], problems: Problems
+    spec: SheetSpec,
+    title: str,
+    row: int,
+    cells: tuple[Any, ...],
+    problems: Problems,
+    order: int,
 ) -> dict[str, int] | None:
+    at = (1 + order, row, -1)  # a header problem comes before the sheet's rows' problems
     positions: dict[str, int] = {}
     for index, cell in enumerate(cells):
         column = spec.column_for(cell) if cell is not None else None
         if column is None:
             continue  # extra columns (notes, numbering) are the operator's business
         if column in positions:
-            problems.add(f'Sheet "{title}", baris {row}', f'kolom "{column}" ada dua kali')
+            problems.add(
+                f'Sheet "{title}", baris {row}', f'kolom "{column}" ada dua kali', position=at
+            )
         positions[column] = index
     missing = [column for column in spec.required if column not in positions]
     for column in missing:
         problems.add(
             f'Sheet "{title}", baris {row}',
             f'kolom "{column}" tidak ada di baris judul (kolom wajib: {", ".join(spec.required)})',
+            position=at,
         )
     return None if missing else positions
 

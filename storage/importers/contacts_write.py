@@ -1,8 +1,10 @@
 """Writing a checked contacts document: regions, offices, contacts and assignments, upserted by
 their natural keys, so the same workbook imported twice changes nothing.
 
-All or nothing: every row is checked, against the file and the database, before anything is
-written, so a workbook with one bad row leaves the database exactly as it was.
+Every row is checked, against the file and the database, before anything is written, so a
+workbook with one bad row leaves the database exactly as it was. The writing then goes in
+batches with a checkpoint between them (see common.py): a crash between two batches leaves the
+rows of the batches before, and the same import run again completes them.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.importers.common import (
+    BATCH_ROWS,
+    Batches,
+    Checkpoint,
     Counts,
     ImportReport,
     Progress,
+    no_checkpoint,
     noop_progress,
     row_id,
     upsert_row,
@@ -29,21 +35,30 @@ DEFAULT_TIMEZONE = "Asia/Jakarta"
 
 
 async def import_contacts(
-    doc: ContactsDoc, *, session: AsyncSession, progress: Progress = noop_progress
+    doc: ContactsDoc,
+    *,
+    session: AsyncSession,
+    progress: Progress = noop_progress,
+    checkpoint: Checkpoint = no_checkpoint,
+    batch_rows: int = BATCH_ROWS,
 ) -> ImportReport:
     """Check every row against the file and the database, then upsert. Nothing is written when
-    any row is wrong. Flushes, never commits: the caller owns the transaction."""
+    any row is wrong (all problems are raised at once). Flushes, never commits: the caller owns
+    the transaction, and `checkpoint` is called once the reading is done and after every
+    `batch_rows` rows written."""
     known = await load_known(session)
     check_references(doc, known)
+    await checkpoint()  # reading done: what follows writes
+    batches = Batches(session, checkpoint, batch_rows)
     report = ImportReport()
     total = doc.row_count
-    regions = await _write_regions(doc, known, session, report["region"])
+    regions = await _write_regions(doc, known, session, report["region"], batches)
     progress(len(doc.regions), total, "Wilayah")
-    offices = await _write_offices(doc, known, regions, session, report["office"])
+    offices = await _write_offices(doc, known, regions, session, report["office"], batches)
     progress(len(doc.offices), total, "OPD")
-    await _write_contacts(doc, known, regions, offices, session, report["contact"])
+    await _write_contacts(doc, known, regions, offices, session, report["contact"], batches)
     progress(len(doc.contacts), total, "Kontak")
-    await _write_assignments(doc, known, offices, session, report["assignment"])
+    await _write_assignments(doc, known, offices, session, report["assignment"], batches)
     progress(len(doc.assignments), total, "Penugasan")
     return report
 
@@ -61,7 +76,7 @@ def _timezone(code: str, rows: Mapping[str, RegionRow], known: Known) -> str:
 
 
 async def _write_regions(
-    doc: ContactsDoc, known: Known, session: AsyncSession, counts: Counts
+    doc: ContactsDoc, known: Known, session: AsyncSession, counts: Counts, batches: Batches
 ) -> dict[str, Region]:
     existing = dict(known.regions)
     regions = dict(known.regions)
@@ -78,6 +93,7 @@ async def _write_regions(
                 "timezone": _timezone(row.code, by_code, known),
             }
             regions[row.code] = upsert_row(session, existing, row.code, Region, values, counts)
+            await batches.written()
         await session.flush()
     counts.not_in_file = len(existing)
     return regions
@@ -89,6 +105,7 @@ async def _write_offices(
     regions: dict[str, Region],
     session: AsyncSession,
     counts: Counts,
+    batches: Batches,
 ) -> dict[tuple[str, str], Office]:
     existing = dict(known.offices)
     offices = dict(known.offices)
@@ -96,6 +113,7 @@ async def _write_offices(
         key = (row.region_code, row.code)
         values = {"region_id": regions[row.region_code].id, "code": row.code, "name": row.name}
         offices[key] = upsert_row(session, existing, key, Office, values, counts)
+        await batches.written()
     counts.not_in_file = len(existing)
     await session.flush()
     return offices
@@ -108,6 +126,7 @@ async def _write_contacts(
     offices: dict[tuple[str, str], Office],
     session: AsyncSession,
     counts: Counts,
+    batches: Batches,
 ) -> None:
     existing = dict(known.contacts)
     for row in doc.contacts:
@@ -129,6 +148,7 @@ async def _write_contacts(
         contact = upsert_row(session, existing, row.phone, Contact, values, counts)
         if counts.updated > updated_before:
             contact.updated_at = utcnow()
+        await batches.written()
     counts.not_in_file = len(existing)
     await session.flush()
 
@@ -139,6 +159,7 @@ async def _write_assignments(
     offices: dict[tuple[str, str], Office],
     session: AsyncSession,
     counts: Counts,
+    batches: Batches,
 ) -> None:
     existing = dict(known.assignments)
     seen: set[tuple[int, int]] = set()
@@ -153,5 +174,6 @@ async def _write_assignments(
         seen.add(key)
         values = {"action_id": action_id, "office_id": office_id}
         upsert_row(session, existing, key, Assignment, values, counts)
+        await batches.written()
     counts.not_in_file = len(existing)
     await session.flush()

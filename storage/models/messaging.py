@@ -12,6 +12,10 @@ from sqlmodel import Field, SQLModel
 from storage.models.enums import InboxStatus, OutboxStatus
 from storage.types import UTCDateTime, enum_type, json_type, utcnow
 
+# The partial index's condition, as the replay query must spell it: a bound parameter would not
+# let SQLite (or a generic PostgreSQL plan) see that the index applies.
+UNPROCESSED_INBOX = sa.text(f"status = '{InboxStatus.received.value}'")
+
 
 class ConversationState(SQLModel, table=True):
     __tablename__ = "conversation_state"
@@ -31,7 +35,19 @@ class InboxMessage(SQLModel, table=True):
     """An inbound message id seen on a channel. The unique key makes redelivery harmless."""
 
     __tablename__ = "inbox_message"
-    __table_args__ = (sa.UniqueConstraint("channel", "message_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("channel", "message_id"),
+        # The replay (every minute and at start) reads the few unprocessed rows of a channel:
+        # a partial index holds only those, so it stays tiny however large the inbox grows.
+        # Queries must name the status as a literal (UNPROCESSED_INBOX) to use it.
+        sa.Index(
+            "ix_inbox_unprocessed",
+            "channel",
+            "id",
+            sqlite_where=UNPROCESSED_INBOX,
+            postgresql_where=UNPROCESSED_INBOX,
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(sa_type=sa.String(20))  # a bot.engine Channel value

@@ -34,10 +34,15 @@ def _age(store: LocalEvidenceStore, key: str, hours: float) -> None:
 async def test_every_job_has_a_unique_stable_id(sessions, tmp_path: Path) -> None:
     store = LocalEvidenceStore(tmp_path)
     jobs = scheduled_jobs(engine=_NoEngine(), sessions=sessions, store=store)  # type: ignore[arg-type]
-    ids = ["inbox-replay", "evidence-sweep", "reminders"]
-    assert [job.id for job in jobs] == ids
+    assert [job.id for job in jobs] == [
+        "inbox-replay",
+        "evidence-sweep",
+        "reminders",
+        "retention-prune",
+        "sqlite-optimize",
+    ]
     scheduler = build_scheduler(jobs)
-    assert {job.id for job in scheduler.get_jobs()} == set(ids)
+    assert {job.id for job in scheduler.get_jobs()} == {job.id for job in jobs}
 
 
 async def test_the_sweep_runs_daily_at_half_past_two_in_jakarta(sessions, tmp_path: Path) -> None:

@@ -311,9 +311,13 @@ def test_all_problems_are_listed_at_once(tmp_path: Path) -> None:
     _unknown_period(data)
     with pytest.raises(ImportFileError) as caught:
         load_catalogue(write_yaml(tmp_path / "bad.yaml", data))
-    # Structure problems first; references are checked once the structure is sound.
-    assert len(caught.value.problems) == 2
-    assert len(str(caught.value).splitlines()) == 2
+    # Structure and references in one pass, in the file's order.
+    assert [problem.location for problem in caught.value.problems] == [
+        "actions[0].measures[0].period",
+        "actions[0].measures[0].questions[0].type",
+        "actions[0].measures[0].evidence[0].kinds",
+    ]
+    assert len(str(caught.value).splitlines()) == 3
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,7 @@ class WhatsAppChannel:
         api_url: str,
         evidence_store: EvidenceStore,
         template_language: str = "id",
+        template_languages: Mapping[str, str] | None = None,
         messages_per_second: float = 70.0,
         recipient_burst: int = 10,
         recipient_interval: float = 1.0,
@@ -90,6 +91,8 @@ class WhatsAppChannel:
             window=self.window,
             delays=self.delays,
             template_language=template_language,
+            # Each interface language's template language; Indonesian is the default's.
+            template_languages={"id": template_language, **(template_languages or {})},
             clock=clock,
         )
         self.webhook = Webhook(

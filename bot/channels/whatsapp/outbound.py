@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -159,6 +159,7 @@ class Outbound:
         window: Window,
         delays: RetryDelays,
         template_language: str,
+        template_languages: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -168,6 +169,8 @@ class Outbound:
         self.window = window
         self.delays = delays
         self.template_language = template_language
+        # The user's interface language -> the language code their templates are approved in.
+        self.template_languages = dict(template_languages or {})
         # Progress key -> ids of the parts of a split message already sent.
         self._progress: TTLCache[str, list[str]] = TTLCache(
             maxsize=MAX_IN_PROGRESS, ttl=PROGRESS_TTL, timer=clock
@@ -241,7 +244,8 @@ class Outbound:
         return shapes.text_bodies(chat_id, text)
 
     async def _send_template(self, chat_id: str, message: Outgoing) -> str:
-        language = self.template_language
+        # In the user's language (it travels in the outbox row), else the default.
+        language = self.template_languages.get(message.language or "", self.template_language)
         if isinstance(message, OutFile):
             media_id, _mime = await self.media.upload(message)
             caption = shapes.to_whatsapp(message.caption) or message.filename

@@ -25,6 +25,9 @@ class Template:
     body: str  # Indonesian text with {{1}}, {{2}}, ...
     params: tuple[str, ...]  # what each parameter carries
     example: tuple[str, ...]  # sample values: Meta asks for them when the template is submitted
+    # The English translation, submitted under the same name (language `en`): users who chose
+    # English get it outside the window, with their message text in English.
+    body_en: str = ""
     header: str | None = None  # "DOCUMENT": the file travels in the header
     category: str = "UTILITY"
 
@@ -42,6 +45,9 @@ TEMPLATES: tuple[Template, ...] = (
         ),
         params=("the message text on one line (at most 900 characters)",),
         example=("Laporan Bantuan usaha bagi perempuan kepala keluarga belum lengkap.",),
+        body_en=(
+            "Notice from LaporHAM:\n\n{{1}}\n\nReply to this message to continue, or type *help*."
+        ),
     ),
     Template(
         name="laporham_pengingat",
@@ -59,6 +65,11 @@ TEMPLATES: tuple[Template, ...] = (
             "25 Agustus 2025 pukul 23.59 WIB",
             "2",
         ),
+        body_en=(
+            "Dear {{1}},\nthe {{2}} reporting deadline for {{3}} is {{4}}. "
+            "{{5}} action(s) have not been submitted yet.\n"
+            "Reply *report* to fill in the report now."
+        ),
     ),
     Template(
         name="laporham_periode_dibuka",
@@ -69,6 +80,10 @@ TEMPLATES: tuple[Template, ...] = (
         ),
         params=("period", "office and region", "due date and time"),
         example=("B08 2025", "Dinas Koperasi dan UMKM Kota Bandar Lampung", "25 Agustus 2025"),
+        body_en=(
+            "The {{1}} reporting period is open for {{2}}. Deadline: {{3}}.\n"
+            "Reply *report* to start your report."
+        ),
     ),
     Template(
         name="laporham_dikembalikan",
@@ -79,6 +94,10 @@ TEMPLATES: tuple[Template, ...] = (
         ),
         params=("action", "period", "the reviewer's note on one line"),
         example=("Bantuan usaha bagi perempuan kepala keluarga", "B08 2025", "Notulen belum ada."),
+        body_en=(
+            "The report {{1}} for {{2}} was returned by the reviewer with this note: {{3}}\n"
+            "Reply *report* to correct it."
+        ),
     ),
     Template(
         name="laporham_siaran",
@@ -86,6 +105,7 @@ TEMPLATES: tuple[Template, ...] = (
         body="Pesan dari {{1}}:\n\n{{2}}\n\nBalas *bantuan* untuk melihat perintah LaporHAM.",
         params=("sender (office)", "the message on one line"),
         example=("Kanwil Kementerian HAM Lampung", "Bimtek RANHAM diadakan Senin, 18 Agustus."),
+        body_en="Message from {{1}}:\n\n{{2}}\n\nReply *help* to see LaporHAM's commands.",
     ),
     Template(
         name=FILE,
@@ -93,6 +113,7 @@ TEMPLATES: tuple[Template, ...] = (
         body="Berkas dari LaporHAM: {{1}}\nBalas pesan ini bila ada pertanyaan.",
         params=("the file's caption or name on one line",),
         example=("Rekap laporan B08 2025",),
+        body_en="File from LaporHAM: {{1}}\nReply to this message if you have questions.",
         header="DOCUMENT",
     ),
 )
