@@ -9,6 +9,7 @@ Catalogue and contact names are escaped by `t`; lines are joined as ready markup
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -34,9 +35,13 @@ MONTHS = {
 
 
 def compose(planned: PlannedMessage, now: datetime) -> OutText:
+    """The message, carrying its recipient's language: outside WhatsApp's window the template
+    goes out in it."""
     if planned.office is not None:
-        return _reminder(planned, planned.office, now)
-    return _escalation(planned, now)
+        message = _reminder(planned, planned.office, now)
+    else:
+        message = _escalation(planned, now)
+    return replace(message, language=planned.recipient.language)
 
 
 def period_label(planned: PlannedMessage) -> str:

@@ -133,6 +133,8 @@ async def test_english_users_get_english(sessions) -> None:
     await ReminderTicker(sessions=sessions, clock=Clock(local(25, 8))).tick()
     [row] = await outbox_rows(sessions, "reminder")
     assert "not started" in text_of(row).text and "/report" in text_of(row).text
+    # Outside WhatsApp's window the template goes out in the language the row carries.
+    assert row.payload["language"] == "en"
 
 
 async def test_no_reminder_to_an_office_that_handed_everything_in(sessions) -> None:
