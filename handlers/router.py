@@ -15,10 +15,12 @@ flowchart TD
     C -- /kembali /selesai /hapus --> F[current flow]
     C -- /lapor --> P[report]
     C -- /status --> S[status]
-    C -- /belum /rekap /periksa /siaran --> L[later issues: role check + notice]
+    C -- /belum /rekap --> OV[oversight: role check, pending list / recap files]
+    C -- /periksa /siaran --> L[later issues: role check + notice]
     V -- no --> U{registered?}
     U -- no --> R
     U -- yes --> G{in a flow?}
+    G -- oversight view, a button --> OV2[oversight: page, open, back]
     G -- yes --> F
     G -- no --> M[idle: where they stand - status - and what to type]
 ```
@@ -30,12 +32,14 @@ from bot.engine.commands import TAKES_ARGUMENTS, Command, parse_command
 from bot.engine.events import CommandReceived, FileReceived, TextReceived, Unsupported
 from bot.engine.turn import Turn
 from handlers import help as help_flow
-from handlers import register, report, status
+from handlers import oversight, register, report, status
 from storage.models import ConversationState, Role
 
 OVERSIGHT_ROLES = {Role.coordinator, Role.kanwil, Role.admin}
 COMMAND_NAMES = {command.value for command in Command}
-COMING_LATER = {Command.pending, Command.recap, Command.review, Command.broadcast}
+COMING_LATER = {Command.review, Command.broadcast}
+# Commands an overseer may type as bare words (WhatsApp) outside a report.
+OVERSIGHT_WORDS = {*COMING_LATER, Command.pending, Command.recap}
 
 
 def wants_file(state: ConversationState) -> bool:
@@ -61,6 +65,10 @@ async def route(turn: Turn) -> None:
         await report.handle(turn)
     elif turn.flow == help_flow.FLOW:
         await help_flow.handle(turn)
+    elif turn.flow == oversight.FLOW:
+        if not await oversight.handle(turn):
+            turn.leave_flow()  # a typed message ends the view: answered as if idle
+            await _idle(turn)
     else:
         await _idle(turn)
 
@@ -87,6 +95,10 @@ async def _command(turn: Turn, command: Command) -> None:
         await report.start(turn)
     elif command is Command.status:
         await status.show(turn)
+    elif command is Command.pending:
+        await oversight.show_pending(turn)
+    elif command is Command.recap:
+        await oversight.send_recap(turn)
     elif command in COMING_LATER:
         key = "command.later" if turn.contact.role in OVERSIGHT_ROLES else "command.not_for_role"
         turn.say(key, command=command.value)
@@ -101,8 +113,8 @@ def _oversight_command(turn: Turn) -> Command | None:
         return None
     if contact.role not in OVERSIGHT_ROLES:
         return None
-    parsed = parse_command(event.text, takes_arguments=TAKES_ARGUMENTS | COMING_LATER)
-    return parsed[0] if parsed and parsed[0] in COMING_LATER else None
+    parsed = parse_command(event.text, takes_arguments=TAKES_ARGUMENTS | OVERSIGHT_WORDS)
+    return parsed[0] if parsed and parsed[0] in OVERSIGHT_WORDS else None
 
 
 def _reask(turn: Turn) -> None:
