@@ -31,6 +31,8 @@ app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(invite_app, name="invite")
 app.add_typer(period_app, name="period")
+export_app = typer.Typer(help="Ekspor rekap dan data dukung.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 
 # soft_wrap: one problem per line however long; highlight off: file text is not decoration.
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -256,6 +258,40 @@ def period_set(
             )
         )
     typer.echo(f"{period.code}: {period.opens_on} s.d. {period.due_on} (23.59 waktu setempat)")
+
+
+@export_app.command("recap")
+def export_recap(
+    period: Annotated[str, typer.Option("--period", help="Kode periode, mis. B08")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Berkas Excel tujuan (.xlsx)")],
+    region: Annotated[
+        str | None, typer.Option(help="Kode wilayah, mis. 18 (provinsi beserta kab/kota)")
+    ] = None,
+    programme: Annotated[str | None, typer.Option(help="Kode program (bawaan: terbaru)")] = None,
+) -> None:
+    """Rekap Excel suatu periode, sama dengan /rekap: ringkasan dan satu lembar per pemda."""
+    from storage.recap.export import recap_for_export, write_atomically
+    from storage.types import utcnow
+
+    settings = _settings()
+    if output.suffix.lower() != ".xlsx":
+        err.print("[red]Gagal:[/red] berkas tujuan harus berakhiran .xlsx, mis. -o rekap-B08.xlsx")
+        raise typer.Exit(1)
+    with _friendly_errors():
+        made = _run(
+            lambda: _in_transaction(
+                settings,
+                lambda s: recap_for_export(
+                    session=s,
+                    period_code=period,
+                    region_code=region,
+                    programme_code=programme,
+                    now=utcnow(),
+                ),
+            )
+        )
+        write_atomically(output, made.workbook)
+    typer.echo(f"{output}: {made.pemda} pemda, {made.reports} laporan, {made.sent} terkirim.")
 
 
 if __name__ == "__main__":
