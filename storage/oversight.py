@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -181,9 +182,12 @@ async def regions_in(*, session: AsyncSession, scope: Scope) -> dict[int, Region
     return {row[0]: RegionInfo(*row) for row in await _rows(session, statement)}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, eq=False)
 class ReportRow:
-    """One assigned action of one office in the period, with what its report holds so far."""
+    """One assigned action of one office in the period, with what its report holds so far.
+    Read-only by convention (not frozen: a frozen dataclass costs twice as much to build, and
+    a national read builds thousands). Compared by identity: it is also a key of the score
+    memo below."""
 
     region_id: int
     office_id: int
@@ -229,15 +233,36 @@ class PeriodReports:
     regions: dict[int, RegionInfo]
     reports: list[ReportRow]
     focal_points: dict[int, list[str]] = field(default_factory=dict)  # office id -> names
+    # Each report's estimate is asked for by every group it is in (pemda, province, total):
+    # worked out once per report and moment.
+    _estimates: dict[tuple[int, datetime], scoring.ScoreEstimate] = field(
+        default_factory=dict, repr=False
+    )
+    _deadlines: dict[str, datetime] = field(default_factory=dict, repr=False)
 
     def deadline_of(self, region_id: int) -> datetime | None:
         region = self.regions.get(region_id)
         if region is None or self.period.due_on is None:
             return None
-        return deadline(self.period.due_on, region.timezone)
+        found = self._deadlines.get(region.timezone)
+        if found is None:
+            found = self._deadlines[region.timezone] = deadline(
+                self.period.due_on, region.timezone
+            )
+        return found
 
     def estimate(self, row: ReportRow, now: datetime) -> scoring.ScoreEstimate:
-        return scoring.estimate(report_facts(row, self.deadline_of(row.region_id), now))
+        key = (id(row), now)
+        found = self._estimates.get(key)
+        if found is None:
+            facts = report_facts(row, self.deadline_of(row.region_id), now)
+            found = self._estimates[key] = _estimate(facts)
+        return found
+
+
+# Most reports share their facts (every complete one sent on time has the same): a national
+# view asks for thousands of estimates and computes a few dozen. Estimates are read-only.
+_estimate = lru_cache(maxsize=4096)(scoring.estimate)
 
 
 def report_facts(row: ReportRow, due: datetime | None, now: datetime) -> scoring.ReportFacts:
