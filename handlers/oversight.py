@@ -160,7 +160,10 @@ async def send_recap(turn: Turn) -> None:
         chart_key = await store.put(chart, extension="png")
         workbook_key = await store.put(workbook, extension="xlsx")
     except Exception as error:  # a recap that cannot be made must still get an answer
-        log.warning("recap failed: contact %s: %s", contact.id, type(error).__name__)
+        event = turn.event
+        log.warning(
+            "recap failed: %s user %s: %s", event.channel, event.user_key[-4:], type(error).__name__
+        )
         turn.say("oversight.recap_unavailable")
         return
     stem = SAFE_NAME.sub("-", f"rekap-{period.code}-{_node_code(found, node)}").strip("-")

@@ -231,3 +231,28 @@ async def test_recap_sends_a_chart_and_a_workbook_through_the_outbox(sessions, d
         "91.71 Kota Alfadua",
         "Keterangan",
     ]
+
+
+async def test_a_recap_that_cannot_be_made_gets_an_answer(sessions, data_dir, monkeypatch) -> None:
+    country = await _country(sessions)
+    h = await _registered(sessions, data_dir, country.coordinators["91.01"])
+
+    def broken(*args, **kwargs):
+        raise MemoryError("too big")
+
+    monkeypatch.setattr("handlers.oversight.recap_chart", broken)
+    before = len(h.channel.sent)
+    reply = await h.text("/rekap")
+    assert "Rekap tidak dapat dibuat sekarang" in reply
+    assert not [s for s in h.channel.sent[before:] if isinstance(s.message, OutFile)]
+
+
+async def test_a_focal_point_keeps_their_own_status_and_cannot_ask_for_the_recap(
+    sessions, data_dir
+) -> None:
+    country = await _country(sessions)
+    h = await _registered(sessions, data_dir, country.focal_points["91.01"])
+    reply = await h.text("/status")
+    assert "<b>Tugas Anda — Periode B08</b>" in reply
+    reply = await h.text("rekap")  # the bare word, as typed on WhatsApp
+    assert "hanya untuk koordinator" in reply
