@@ -9,14 +9,16 @@ in one pass. What is derived from those rows (figures, the score estimate) is pu
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
+from cachetools import TTLCache
 from sqlalchemy import case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -235,9 +237,8 @@ class PeriodReports:
     focal_points: dict[int, list[str]] = field(default_factory=dict)  # office id -> names
     # Each report's estimate is asked for by every group it is in (pemda, province, total):
     # worked out once per report and moment.
-    _estimates: dict[tuple[int, datetime], scoring.ScoreEstimate] = field(
-        default_factory=dict, repr=False
-    )
+    _estimates: dict[int, scoring.ScoreEstimate] = field(default_factory=dict, repr=False)
+    _estimated_at: datetime | None = field(default=None, repr=False)
     _deadlines: dict[str, datetime] = field(default_factory=dict, repr=False)
 
     def deadline_of(self, region_id: int) -> datetime | None:
@@ -246,17 +247,16 @@ class PeriodReports:
             return None
         found = self._deadlines.get(region.timezone)
         if found is None:
-            found = self._deadlines[region.timezone] = deadline(
-                self.period.due_on, region.timezone
-            )
+            found = self._deadlines[region.timezone] = deadline(self.period.due_on, region.timezone)
         return found
 
     def estimate(self, row: ReportRow, now: datetime) -> scoring.ScoreEstimate:
-        key = (id(row), now)
-        found = self._estimates.get(key)
+        if now != self._estimated_at:  # one moment's estimates at a time: bounded
+            self._estimates, self._estimated_at = {}, now
+        found = self._estimates.get(id(row))
         if found is None:
             facts = report_facts(row, self.deadline_of(row.region_id), now)
-            found = self._estimates[key] = _estimate(facts)
+            found = self._estimates[id(row)] = _estimate(facts)
         return found
 
 
@@ -301,11 +301,40 @@ async def _rows(session: AsyncSession, statement: Query) -> list[Any]:
     return list((await connection.execute(statement)).all())
 
 
+# The country's reports are read for an admin's /status and for each page or province they
+# open after it: kept NATIONAL_CACHE_SECONDS per database and period, so paging through the
+# provinces reads the country once. Smaller scopes (a province, a pemda) are always read fresh:
+# a coordinator expects to see the report that was sent a moment ago.
+NATIONAL_CACHE_SECONDS = 30.0
+clock: Callable[[], float] = time.monotonic  # the cache's clock (tests and the bench move it)
+_national: TTLCache[tuple[object, int, bool], PeriodReports] = TTLCache(
+    maxsize=16, ttl=NATIONAL_CACHE_SECONDS, timer=lambda: clock()
+)
+
+
+def forget_national_reports() -> None:
+    _national.clear()
+
+
 async def period_reports(
     *, session: AsyncSession, period: Period, scope: Scope, with_focal_points: bool = False
 ) -> PeriodReports:
     """Every assigned action x office of the scope due in the period, with its report's state,
     answer and evidence counts. Set-wise: a fixed number of SELECTs whatever the scope."""
+    if not scope.everywhere:
+        return await _read_period_reports(session, period, scope, with_focal_points)
+    key = (session.get_bind(), period.id or 0, with_focal_points)
+    found = _national.get(key)
+    if found is None:
+        found = _national[key] = await _read_period_reports(
+            session, period, scope, with_focal_points
+        )
+    return found
+
+
+async def _read_period_reports(
+    session: AsyncSession, period: Period, scope: Scope, with_focal_points: bool
+) -> PeriodReports:
     regions = await regions_in(session=session, scope=scope)
     period_id = period.id or 0
     actions_due = select(Measure.action_id).where(col(Measure.period_id) == period_id)

@@ -141,3 +141,24 @@ def test_chart_renders_for_1_15_and_552_bars(count: int) -> None:
     assert width >= 1000  # sharp on a phone
     assert width + height <= 10_000  # Telegram sends it as a photo
     assert height >= 300
+
+
+async def test_the_country_is_read_once_per_half_minute_smaller_scopes_always(
+    session, monkeypatch
+) -> None:
+    country = await _country_with_reports(session)
+    now = [1000.0]
+    monkeypatch.setattr(oversight, "clock", lambda: now[0])
+    oversight.forget_national_reports()
+    everywhere = oversight.Scope(None)
+    first = await oversight.period_reports(session=session, period=country.period, scope=everywhere)
+    await add_report(session, country, region_code="92")
+    await session.commit()
+    again = await oversight.period_reports(session=session, period=country.period, scope=everywhere)
+    assert again is first  # the country's figures may be up to 30 s old
+    beta = oversight.Scope(frozenset({country.regions["92"].id}))
+    fresh = await oversight.period_reports(session=session, period=country.period, scope=beta)
+    assert sum(row.sent for row in fresh.reports) == 1  # a province is read fresh
+    now[0] += oversight.NATIONAL_CACHE_SECONDS + 1
+    later = await oversight.period_reports(session=session, period=country.period, scope=everywhere)
+    assert later is not first and sum(row.sent for row in later.reports) == 2
