@@ -235,10 +235,12 @@ class PeriodReports:
     regions: dict[int, RegionInfo]
     reports: list[ReportRow]
     focal_points: dict[int, list[str]] = field(default_factory=dict)  # office id -> names
-    # Each report's estimate is asked for by every group it is in (pemda, province, total):
-    # worked out once per report and moment.
-    _estimates: dict[int, scoring.ScoreEstimate] = field(default_factory=dict, repr=False)
-    _estimated_at: datetime | None = field(default=None, repr=False)
+    # Each report's estimate is asked for by every group it is in (pemda, province, total) and
+    # by every view of a cached read: worked out once per report and side of its deadline (the
+    # only way the moment enters it).
+    _estimates: dict[tuple[int, bool], scoring.ScoreEstimate] = field(
+        default_factory=dict, repr=False
+    )
     _deadlines: dict[str, datetime] = field(default_factory=dict, repr=False)
 
     def deadline_of(self, region_id: int) -> datetime | None:
@@ -251,12 +253,11 @@ class PeriodReports:
         return found
 
     def estimate(self, row: ReportRow, now: datetime) -> scoring.ScoreEstimate:
-        if now != self._estimated_at:  # one moment's estimates at a time: bounded
-            self._estimates, self._estimated_at = {}, now
-        found = self._estimates.get(id(row))
+        due = self.deadline_of(row.region_id)
+        key = (id(row), due is not None and now >= due)
+        found = self._estimates.get(key)
         if found is None:
-            facts = report_facts(row, self.deadline_of(row.region_id), now)
-            found = self._estimates[id(row)] = _estimate(facts)
+            found = self._estimates[key] = _estimate(report_facts(row, due, now))
         return found
 
 
