@@ -4,6 +4,7 @@ stale-safe buttons, drilling down and back, and the recap files sent through the
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from itertools import count
 
 import pytest
@@ -11,7 +12,16 @@ from openpyxl import load_workbook
 
 from bot.engine.events import OutFile
 from storage.evidence import LocalEvidenceStore
-from storage.models import Role
+from storage.models import (
+    Action,
+    ActionLevel,
+    Assignment,
+    Measure,
+    Period,
+    Programme,
+    ProgrammeKind,
+    Role,
+)
 from tests.support.fake_channel import FakeChannel
 from tests.support.harness import Harness
 from tests.support.oversight_world import REGIONS, Country, add_report, make_country
@@ -256,3 +266,43 @@ async def test_a_focal_point_keeps_their_own_status_and_cannot_ask_for_the_recap
     assert "<b>Tugas Anda — Periode B08</b>" in reply
     reply = await h.text("rekap")  # the bare word, as typed on WhatsApp
     assert "hanya untuk koordinator" in reply
+
+
+async def test_a_second_open_period_is_one_button_away(sessions, data_dir) -> None:
+    country = await _country(sessions)
+    async with sessions() as session:
+        programme = Programme(
+            code="kkpham-uji", kind=ProgrammeKind.kkpham, year=2026, title="KKPHAM"
+        )
+        session.add(programme)
+        await session.flush()
+        first = country.period
+        annual = Period(
+            programme_id=programme.id or 0,
+            code="TAHUNAN",
+            title="KKPHAM tahunan",
+            opens_on=first.opens_on,
+            due_on=first.due_on + timedelta(days=30),
+        )
+        session.add(annual)
+        await session.flush()
+        action = Action(
+            programme_id=programme.id or 0,
+            code="K01",
+            level=ActionLevel.kabkota,
+            title="Bantuan hukum",
+        )
+        session.add(action)
+        await session.flush()
+        session.add(
+            Measure(action_id=action.id or 0, period_id=annual.id or 0, code="1", title="M")
+        )
+        office = country.offices["91.01"][0]
+        session.add(Assignment(action_id=action.id or 0, office_id=office.id or 0))
+        await session.commit()
+    h = await _registered(sessions, data_dir, country.coordinators["91.01"])
+    reply = await h.text("/status")
+    assert "<b>Status Periode B08</b>" in reply  # the soonest deadline first
+    reply = await h.choose(f"per:{annual.id}")
+    assert "<b>Status KKPHAM tahunan</b>" in reply and "K01 Bantuan hukum" in reply
+    assert "AK-01" not in reply
