@@ -505,15 +505,11 @@ async def current_periods(*, session: AsyncSession, timezone: str, now: datetime
             .order_by(col(Period.due_on), col(Period.id))
         )
     ).all()
-    dated = [p for p in periods if p.opens_on is not None and p.due_on is not None]
-    open_now = [
-        p
-        for p in dated
-        if window(p.opens_on, p.due_on, timezone).is_open(now)  # type: ignore[arg-type]
-    ]
+    dated = [(p, p.opens_on, p.due_on) for p in periods if p.opens_on and p.due_on]
+    open_now = [p for p, opens, due in dated if window(opens, due, timezone).is_open(now)]
     if open_now:
         return open_now
-    past = [p for p in dated if now >= deadline(p.due_on, timezone)]  # type: ignore[arg-type]
+    past = [p for p, _, due in dated if now >= deadline(due, timezone)]
     return past[-1:]
 
 
@@ -536,17 +532,13 @@ async def region_by_code(*, session: AsyncSession, code: str) -> Region | None:
     return (await session.exec(select(Region).where(Region.code == code.strip()))).first()
 
 
-def scope_of_region(region: Region, children: Iterable[int]) -> Scope:
-    return Scope(frozenset([region.id or 0, *children]))
-
-
 async def region_scope(*, session: AsyncSession, region: Region) -> Scope:
     """A region and, for a province, its kabupaten/kota: what an export for it covers."""
     children: list[int] = []
     if region.kind is RegionKind.provinsi:
         found = await session.exec(select(Region.id).where(Region.parent_id == region.id))
         children = [child for child in found.all() if child is not None]
-    return scope_of_region(region, children)
+    return Scope(frozenset([region.id or 0, *children]))
 
 
 # ------------------------------------------------------------------- figures, pure
