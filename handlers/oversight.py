@@ -50,7 +50,7 @@ FLOW = "oversight"
 OVERSIGHT_ROLES = frozenset({Role.coordinator, Role.kanwil, Role.admin})
 LINES_PER_PAGE = 10  # a page of a list without buttons per line
 MAX_PAGE_CHARS = 3000  # under both channels' 4,096, with the header and footer
-NAV_BUTTONS = 3  # previous, next, back up
+NAV_BUTTONS = 2  # previous, next: kept free on every page, so pages do not shift
 SAFE_NAME = re.compile(r"[^A-Za-z0-9.-]+")
 
 
@@ -251,7 +251,18 @@ async def _render(
             *_score_lines(turn, total.score),
         ]
         lines = _status_lines(turn, found, node)
-    pages = _pages(lines, drill=any(line.drill for line in lines), turn=turn)
+    parent = await _parent(turn, node)
+    extra = (
+        [Choice("up", turn.text("oversight.button_up"))]
+        if parent != node and _allowed(scope, parent)
+        else []
+    )
+    extra += [
+        Choice(f"per:{other.id}", turn.text("oversight.button_period", period=other.code))
+        for other in await _other_periods(turn, period)
+    ]
+    drill = any(line.drill for line in lines)
+    pages = _pages(lines, drill=drill, reserved=NAV_BUTTONS + len(extra), turn=turn)
     page = max(1, min(page, len(pages)))
     shown = pages[page - 1]
     body = [*intro, ""]
@@ -263,13 +274,7 @@ async def _render(
         choices.append(Choice("pg:prev", turn.text("oversight.button_previous")))
     if page < len(pages):
         choices.append(Choice("pg:next", turn.text("oversight.button_next")))
-    parent = await _parent(turn, node)
-    if parent != node and _allowed(scope, parent):
-        choices.append(Choice("up", turn.text("oversight.button_up")))
-    for other in await _other_periods(turn, period):
-        choices.append(
-            Choice(f"per:{other.id}", turn.text("oversight.button_period", period=other.code))
-        )
+    choices += extra
     text = "\n".join(part for part in body if part is not None)
     if not choices:
         _close(turn)
@@ -431,13 +436,13 @@ def _when(turn: Turn, moment: datetime | None, timezone: str) -> str:
     return f"{local:%d/%m %H.%M}"
 
 
-def _pages(lines: list[Line], *, drill: bool, turn: Turn) -> list[list[Line]]:
+def _pages(lines: list[Line], *, drill: bool, reserved: int, turn: Turn) -> list[list[Line]]:
     """Lines cut into pages: with buttons per line, as many as the channel shows as buttons
     beside the navigation; otherwise up to LINES_PER_PAGE; never over MAX_PAGE_CHARS."""
     capabilities = turn.capabilities
     per_page = LINES_PER_PAGE
     if drill and capabilities.inline_buttons:
-        per_page = max(1, min(LINES_PER_PAGE, capabilities.max_choices - NAV_BUTTONS))
+        per_page = max(1, min(LINES_PER_PAGE, capabilities.max_choices - reserved))
     pages: list[list[Line]] = [[]]
     size = 0
     for line in lines:
