@@ -34,6 +34,8 @@ app.add_typer(contacts_app, name="contacts")
 app.add_typer(invite_app, name="invite")
 app.add_typer(period_app, name="period")
 app.add_typer(reminders_app, name="reminders")
+export_app = typer.Typer(help="Ekspor rekap dan data dukung.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 
 # soft_wrap: one problem per line however long; highlight off: file text is not decoration.
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -290,8 +292,6 @@ def period_set(
 
 
 # ------------------------------------------------------------------ export (evidence for SAPA-HAM)
-export_app = typer.Typer(help="Ekspor untuk SAPA-HAM.", no_args_is_help=True)
-app.add_typer(export_app, name="export")
 
 
 @contextmanager
@@ -455,6 +455,40 @@ def reminders_history(
             return history_lines(await reminder_history(session=session, limit=limit))
 
     typer.echo("\n".join(_run(lambda: _reading(settings, work))))
+
+
+@export_app.command("recap")
+def export_recap(
+    period: Annotated[str, typer.Option("--period", help="Kode periode, mis. B08")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Berkas Excel tujuan (.xlsx)")],
+    region: Annotated[
+        str | None, typer.Option(help="Kode wilayah, mis. 18 (provinsi beserta kab/kota)")
+    ] = None,
+    programme: Annotated[str | None, typer.Option(help="Kode program (bawaan: terbaru)")] = None,
+) -> None:
+    """Rekap Excel suatu periode, sama dengan /rekap: ringkasan dan satu lembar per pemda."""
+    from storage.recap.export import recap_for_export, write_atomically
+    from storage.types import utcnow
+
+    settings = _settings()
+    if output.suffix.lower() != ".xlsx":
+        err.print("[red]Gagal:[/red] berkas tujuan harus berakhiran .xlsx, mis. -o rekap-B08.xlsx")
+        raise typer.Exit(1)
+    with _friendly_errors():
+        made = _run(
+            lambda: _in_transaction(
+                settings,
+                lambda s: recap_for_export(
+                    session=s,
+                    period_code=period,
+                    region_code=region,
+                    programme_code=programme,
+                    now=utcnow(),
+                ),
+            )
+        )
+        write_atomically(output, made.workbook)
+    typer.echo(f"{output}: {made.pemda} pemda, {made.reports} laporan, {made.sent} terkirim.")
 
 
 if __name__ == "__main__":

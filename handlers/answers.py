@@ -13,10 +13,12 @@ from typing import Any
 from bot.engine.texts import DEFAULT_LANGUAGE, t
 from storage.models import Question, QuestionKind
 
+# "nihil" is the commonest reason a report fails: a word where a number was asked for. One
+# list, shared with the score estimate (which counts such answers that got in another way).
+from storage.scoring import NIL_WORDS
+
 YES = {"ya", "y", "yes", "iya", "sudah", "ada", "benar", "betul", "ok"}
 NO = {"tidak", "t", "no", "tdk", "belum", "tidak ada", "bukan", "n"}
-# "nihil" is the commonest reason a report fails: a word where a number was asked for.
-NIL_WORDS = {"nihil", "nil", "tidak ada", "kosong", "-", "none", "nol", "n/a", "na", "tidak"}
 MONTHS = {
     "januari": 1, "jan": 1, "februari": 2, "feb": 2, "pebruari": 2, "maret": 3, "mar": 3,
     "april": 4, "apr": 4, "mei": 5, "juni": 6, "jun": 6, "juli": 7, "jul": 7, "agustus": 8,

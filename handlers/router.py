@@ -18,10 +18,12 @@ flowchart TD
     C -- /lapor --> P[report]
     C -- /status --> S[status]
     C -- /periksa --> RW[review: coordinators, Kanwil, admin]
-    C -- /belum /rekap /siaran --> L[later issues: role check + notice]
+    C -- /belum /rekap --> OV[oversight: role check, pending list / recap files]
+    C -- /siaran --> L[later issues: role check + notice]
     V -- no --> U{registered?}
     U -- no --> R
     U -- yes --> G{in a flow?}
+    G -- oversight view, a button --> OV2[oversight: page, open, back]
     G -- yes --> F
     G -- review --> RW
     G -- no --> M[idle: where they stand - status - and what to type]
@@ -34,12 +36,14 @@ from bot.engine.commands import TAKES_ARGUMENTS, Command, parse_command
 from bot.engine.events import ChoiceMade, CommandReceived, FileReceived, TextReceived, Unsupported
 from bot.engine.turn import STANDING, Turn
 from handlers import help as help_flow
-from handlers import register, report, review, status
+from handlers import oversight, register, report, review, status
 from storage.models import ConversationState, Role
 
 OVERSIGHT_ROLES = {Role.coordinator, Role.kanwil, Role.admin}
 COMMAND_NAMES = {command.value for command in Command}
-COMING_LATER = {Command.pending, Command.recap, Command.broadcast}
+COMING_LATER = {Command.broadcast}
+# Commands an overseer may type as bare words (WhatsApp) outside a report.
+OVERSIGHT_WORDS = {*COMING_LATER, Command.pending, Command.recap}
 
 
 def wants_file(state: ConversationState) -> bool:
@@ -69,6 +73,10 @@ async def route(turn: Turn) -> None:
         await help_flow.handle(turn)
     elif turn.flow == review.FLOW:
         await review.handle(turn)
+    elif turn.flow == oversight.FLOW:
+        if not await oversight.handle(turn):
+            turn.leave_flow()  # a typed message ends the view: answered as if idle
+            await _idle(turn)
     else:
         await _idle(turn)
 
@@ -97,6 +105,10 @@ async def _command(turn: Turn, command: Command) -> None:
         await status.show(turn)
     elif command is Command.review:
         await review.start(turn)
+    elif command is Command.pending:
+        await oversight.show_pending(turn)
+    elif command is Command.recap:
+        await oversight.send_recap(turn)
     elif command in COMING_LATER:
         key = "command.later" if turn.contact.role in OVERSIGHT_ROLES else "command.not_for_role"
         turn.say(key, command=command.value)
@@ -113,8 +125,8 @@ def _oversight_command(turn: Turn) -> Command | None:
         return None
     if contact.role not in OVERSIGHT_ROLES:
         return None
-    parsed = parse_command(event.text, takes_arguments=TAKES_ARGUMENTS | COMING_LATER)
-    return parsed[0] if parsed and parsed[0] in COMING_LATER else None
+    parsed = parse_command(event.text, takes_arguments=TAKES_ARGUMENTS | OVERSIGHT_WORDS)
+    return parsed[0] if parsed and parsed[0] in OVERSIGHT_WORDS else None
 
 
 def _reask(turn: Turn) -> None:

@@ -1,11 +1,13 @@
 """/status: a focal point's own tasks for the open period(s), with states and the deadline in
-their own time zone; for coordinators and the Kanwil, the state of their region in figures."""
+their own time zone; coordinators, the Kanwil and admins get the paged oversight view of their
+scope (handlers/oversight.py)."""
 
 from __future__ import annotations
 
 from bot.engine.turn import Turn
+from handlers import oversight
 from handlers import report_views as views
-from storage import oversight, reports
+from storage import reports
 from storage.models import Role
 
 
@@ -13,10 +15,10 @@ async def show(turn: Turn) -> None:
     contact = turn.contact
     if contact is None:
         return
-    if contact.role is Role.focal_point:
-        await _focal_point(turn)
-    else:
-        await _region(turn)
+    if contact.role is not Role.focal_point:
+        await oversight.show_status(turn)
+        return
+    await _focal_point(turn)
     if turn.flow:
         turn.repeat_prompt()
 
@@ -46,24 +48,3 @@ async def _focal_point(turn: Turn) -> None:
         done = sum(1 for _, s in rows if s and s.status.value in {"submitted", "approved"})
         lines.append(turn.text("status.footer", done=done, total=len(rows)))
         turn.say_markup("\n".join(lines))
-
-
-async def _region(turn: Turn) -> None:
-    contact = turn.contact
-    assert contact is not None
-    counts = await oversight.status_counts(session=turn.session, contact=contact, now=turn.now)
-    if not counts:
-        turn.say("status.region_empty")
-        return
-    lines = [turn.text("status.region_header")]
-    for row in counts:
-        lines.append(
-            turn.text(
-                "status.region_line",
-                region=row.region_name,
-                period=row.period_title,
-                submitted=row.submitted,
-                total=row.expected,
-            )
-        )
-    turn.say_markup("\n".join(lines))

@@ -228,6 +228,7 @@ class Engine:
                 now=now,
                 max_upload_bytes=self.max_upload_bytes,
                 prepared_file=prepared,
+                evidence_store=self.evidence_store,
             )
             await self.router(turn)
             state.updated_at = now

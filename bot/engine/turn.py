@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.engine.channel import Capabilities
 from bot.engine.events import Choice, Inbound, Outgoing, OutText
 from bot.engine.texts import t
-from storage.evidence import RejectionCode, StoredEvidence
+from storage.evidence import EvidenceStore, RejectionCode, StoredEvidence
 from storage.models import ChannelIdentity, Contact, ConversationState
 
 PROMPT_KEY = "_prompt"  # the last question asked, repeated when an input does not fit
@@ -58,6 +58,8 @@ class Turn:
     # What a handler reads once and uses several times while handling this one message (a
     # report's answers): each read is a statement, and the memo ends with the turn.
     memo: dict[Hashable, Any] = field(default_factory=dict)
+    # Where a handler puts a file it made (a recap chart, a workbook) for an OutFile to carry.
+    evidence_store: EvidenceStore | None = None
 
     @property
     def language(self) -> str:

@@ -183,7 +183,7 @@ async def test_coordinator_status_counts_their_region_only(sessions, data_dir) -
     coordinator = Harness(sessions, data_dir, user="4004")
     await coordinator.contact(world.coordinator.phone)
     reply = await coordinator.text("/status")
-    assert "Kota Bandar Lampung" in reply and "1/2 terkirim" in reply
+    assert "Kota Bandar Lampung" in reply and "Terkirim 1/2" in reply
     reply = await coordinator.text("/lapor")
     assert "hanya untuk focal point" in reply
     reply = await h.text("/belum")

@@ -1,0 +1,560 @@
+"""Oversight for coordinators, the Kanwil and admins: /status, /belum and /rekap.
+
+Every view is of one period and one node of the region tree the asker may see: an admin
+starts at the whole country (one line per province), a provincial coordinator or the Kanwil
+at their province (one line per pemda), a kabupaten/kota coordinator at their pemda (one line
+per action x office). Lines of provinces and pemda are buttons that open them; long lists are
+paged with "berikutnya"/"sebelumnya". The buttons are the engine's tagged prompt buttons, so
+a button of an earlier page is refused as stale. Every node, on entry and on each press, is
+checked against the asker's scope: nothing outside it is ever read.
+
+```mermaid
+flowchart TD
+    S[/status, overseer/] --> R{role}
+    R -- admin --> N[country: a line per province]
+    R -- Kanwil, provincial coordinator --> P[province: a line per pemda]
+    R -- kab/kota coordinator --> G[pemda: a line per action x office]
+    N -- press a province --> P
+    P -- press a pemda --> G
+    G -- kembali --> P
+    P -- kembali, admin --> N
+    N & P & G -- berikutnya / sebelumnya --> N & P & G
+    B[/belum/] --> O[offices that still owe: focal point, what is missing; paged]
+    K[/rekap/] --> C[chart PNG + workbook XLSX] --> ST[evidence store] --> OB[outbox: OutFile x 2]
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from bot.engine.events import Choice, ChoiceMade, OutFile
+from bot.engine.turn import Turn
+from handlers import report_views as views
+from storage import oversight, reports
+from storage.models import Contact, Period, RegionKind, Role
+from storage.oversight import Figures, PeriodReports, RegionInfo, ReportRow, Scope
+from storage.recap import Bar, recap_chart, recap_workbook
+from storage.scoring import TARGET, ScoreEstimate
+
+log = logging.getLogger(__name__)
+
+FLOW = "oversight"
+OVERSIGHT_ROLES = frozenset({Role.coordinator, Role.kanwil, Role.admin})
+LINES_PER_PAGE = 10  # a page of a list without buttons per line
+MAX_PAGE_CHARS = 3000  # under both channels' 4,096, with the header and footer
+NAV_BUTTONS = 2  # previous, next: kept free on every page, so pages do not shift
+SAFE_NAME = re.compile(r"[^A-Za-z0-9.-]+")
+
+
+class Step(StrEnum):
+    view = "view"
+
+
+class View(StrEnum):
+    status = "status"
+    pending = "pending"
+
+
+class Level(StrEnum):
+    national = "national"
+    province = "province"
+    region = "region"
+
+
+@dataclass(frozen=True)
+class Node:
+    level: Level
+    region_id: int | None = None  # None for the country
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    drill: Choice | None = None
+    numbered: bool = False  # numbered on its page: typing the number presses its button
+
+
+# ------------------------------------------------------------------ entry points
+
+
+async def show_status(turn: Turn) -> None:
+    await _open(turn, View.status)
+
+
+async def show_pending(turn: Turn) -> None:
+    await _open(turn, View.pending)
+
+
+async def handle(turn: Turn) -> bool:
+    """A button of the view (or its number typed). False for anything else: the caller then
+    treats the message as if no view were open."""
+    event = turn.event
+    contact = turn.contact
+    if not isinstance(event, ChoiceMade) or contact is None:
+        return False
+    view = View(turn.get("view", View.status))
+    node = Node(Level(turn.get("level", Level.region)), turn.get("region_id"))
+    page = int(turn.get("page", 1))
+    period_id = turn.get("period_id")
+    choice = event.choice_id
+    if choice == "pg:next":
+        page += 1
+    elif choice == "pg:prev":
+        page -= 1
+    elif choice == "up":
+        node, page = await _parent(turn, node), 1
+    elif choice.startswith("in:"):
+        node, page = await _child(turn, int(choice.removeprefix("in:"))), 1
+    elif choice.startswith("per:"):
+        period_id, page = int(choice.removeprefix("per:")), 1
+    else:
+        return False
+    scope = await oversight.scope_of(session=turn.session, contact=contact)
+    if not _allowed(scope, node):
+        turn.say("oversight.not_in_scope")
+        node, page = await _root(turn, contact), 1
+    await _render(turn, scope, view, node, page, period_id)
+    return True
+
+
+async def send_recap(turn: Turn) -> None:
+    """/rekap: the chart and the workbook of the asker's whole scope, as two files."""
+    contact = turn.contact
+    if contact is None or not await _may_oversee(turn):
+        return
+    scope = await oversight.scope_of(session=turn.session, contact=contact)
+    node = await _root(turn, contact)
+    period = await _period(turn, None)
+    if period is None:
+        turn.say("oversight.no_period")
+        return
+    found = await oversight.period_reports(
+        session=turn.session, period=period, scope=scope, with_focal_points=True
+    )
+    if not found.reports:
+        turn.say("oversight.empty")
+        return
+    store = turn.evidence_store
+    scope_name = await _node_name(turn, node)
+    unit, bars = _bars(turn, found, node)
+    deadline = await views.deadline_text(turn, period)
+    try:
+        if store is None:
+            raise RuntimeError("no evidence store to keep the recap in")
+        chart = await asyncio.to_thread(
+            recap_chart,
+            bars,
+            title=f"Rekap {period.title} — {scope_name}",
+            subtitle=_plain(deadline),
+            axis_label="Perkiraan nilai administrasi (0-100), target 80",
+        )
+        workbook = await asyncio.to_thread(recap_workbook, found, now=turn.now)
+        chart_key = await store.put(chart, extension="png")
+        workbook_key = await store.put(workbook, extension="xlsx")
+    except Exception as error:  # a recap that cannot be made must still get an answer
+        event = turn.event
+        log.warning(
+            "recap failed: %s user %s: %s", event.channel, event.user_key[-4:], type(error).__name__
+        )
+        turn.say("oversight.recap_unavailable")
+        return
+    stem = SAFE_NAME.sub("-", f"rekap-{period.code}-{_node_code(found, node)}").strip("-")
+    values = {"period": period.title, "scope": scope_name}
+    turn.send(
+        OutFile(
+            storage_key=chart_key,
+            filename=f"{stem}.png",
+            caption=turn.text("oversight.recap_caption", unit=unit, **values),
+            as_photo=True,
+        )
+    )
+    turn.send(
+        OutFile(
+            storage_key=workbook_key,
+            filename=f"{stem}.xlsx",
+            caption=turn.text("oversight.recap_workbook", **values),
+        )
+    )
+
+
+# ------------------------------------------------------------------ the views
+
+
+async def _open(turn: Turn, view: View) -> None:
+    contact = turn.contact
+    if contact is None or not await _may_oversee(turn):
+        return
+    scope = await oversight.scope_of(session=turn.session, contact=contact)
+    await _render(turn, scope, view, await _root(turn, contact), 1, None)
+
+
+async def _may_oversee(turn: Turn) -> bool:
+    contact = turn.contact
+    if contact is not None and contact.role in OVERSIGHT_ROLES:
+        return True
+    turn.say("command.not_for_role", command=_command_word(turn))
+    return False
+
+
+def _command_word(turn: Turn) -> str:
+    return str(getattr(turn.event, "name", "status"))
+
+
+async def _render(
+    turn: Turn, scope: Scope, view: View, node: Node, page: int, period_id: int | None
+) -> None:
+    period = await _period(turn, period_id)
+    if period is None:
+        turn.say("oversight.no_period")
+        _close(turn)
+        return
+    node_scope = await _node_scope(turn, scope, node)
+    found = await oversight.period_reports(
+        session=turn.session,
+        period=period,
+        scope=node_scope,
+        with_focal_points=view is View.pending,
+    )
+    scope_name = await _node_name(turn, node)
+    if view is View.pending:
+        header = turn.text("oversight.pending_header", period=period.title, scope=scope_name)
+        lines = _pending_lines(turn, found)
+        if not lines:
+            turn.say("oversight.pending_none", period=period.title)
+            _close(turn)
+            return
+        intro = [header, await views.deadline_text(turn, period)]
+    else:
+        if not found.reports:
+            turn.say("oversight.empty")
+            _close(turn)
+            return
+        total = oversight.figures(found, found.reports, turn.now)
+        intro = [
+            turn.text("oversight.header", period=period.title, scope=scope_name),
+            await views.deadline_text(turn, period),
+            turn.text(
+                "oversight.summary",
+                sent=total.sent,
+                total=total.total,
+                completeness=total.completeness,
+                missing=total.missing,
+            ),
+            *_score_lines(turn, total.score),
+        ]
+        lines = _status_lines(turn, found, node)
+    parent = await _parent(turn, node)
+    extra = (
+        [Choice("up", turn.text("oversight.button_up"))]
+        if parent != node and _allowed(scope, parent)
+        else []
+    )
+    extra += [
+        Choice(f"per:{other.id}", turn.text("oversight.button_period", period=other.code))
+        for other in await _other_periods(turn, period)
+    ]
+    drill = any(line.drill for line in lines)
+    pages = _pages(lines, drill=drill, reserved=NAV_BUTTONS + len(extra), turn=turn)
+    page = max(1, min(page, len(pages)))
+    shown = pages[page - 1]
+    body = [*intro, ""]
+    body += [f"{n}. {line.text}" if line.numbered else line.text for n, line in enumerate(shown, 1)]
+    if len(pages) > 1:
+        body.append(turn.text("oversight.page", page=page, pages=len(pages)))
+    choices = [line.drill for line in shown if line.drill]
+    if page > 1:
+        choices.append(Choice("pg:prev", turn.text("oversight.button_previous")))
+    if page < len(pages):
+        choices.append(Choice("pg:next", turn.text("oversight.button_next")))
+    choices += extra
+    text = "\n".join(part for part in body if part is not None)
+    if not choices:
+        _close(turn)
+        turn.say_markup(text)
+        return
+    turn.goto(
+        FLOW,
+        Step.view,
+        view=view.value,
+        level=node.level.value,
+        region_id=node.region_id,
+        page=page,
+        period_id=period.id,
+    )
+    turn.ask(text, choices)
+
+
+def _close(turn: Turn) -> None:
+    if turn.flow == FLOW:
+        turn.leave_flow()
+
+
+def _score_lines(turn: Turn, score: ScoreEstimate) -> list[str]:
+    lines = [turn.text("oversight.score", score=f"{score.points:.0f}", target=f"{TARGET:.0f}")]
+    causes = score.main_shortfalls()[:3]
+    if causes:
+        reasons = ", ".join(
+            f"{turn.text(f'score.reason.{cause.value}')} (−{score.lost[cause]:.0f})"
+            for cause in causes
+        )
+        lines.append(turn.text("oversight.score_down", reasons=reasons))
+    elif score.meets_target:
+        lines.append(turn.text("oversight.score_ok"))
+    return lines
+
+
+def _status_lines(turn: Turn, found: PeriodReports, node: Node) -> list[Line]:
+    if node.level is Level.region:
+        return [
+            _report_line(turn, found, row) for row in _weakest_first(found, found.reports, turn.now)
+        ]
+    groups = oversight.by_province(found) if node.level is Level.national else None
+    if groups is None:
+        groups = oversight.by_region(found.reports)
+    ranked = sorted(
+        (
+            (oversight.figures(found, rows, turn.now), found.regions[region_id])
+            for region_id, rows in groups.items()
+            if region_id in found.regions
+        ),
+        key=lambda pair: (pair[0].score.points, pair[1].code),
+    )
+    return [_group_line(turn, figures, region) for figures, region in ranked]
+
+
+def _weakest_first(found: PeriodReports, rows: list[ReportRow], now: datetime) -> list[ReportRow]:
+    return sorted(
+        rows,
+        key=lambda row: (found.estimate(row, now).points, row.office_name, row.action_code),
+    )
+
+
+def _group_line(turn: Turn, figures: Figures, region: RegionInfo) -> Line:
+    text = turn.text(
+        "oversight.group_line",
+        name=region.name,
+        sent=figures.sent,
+        total=figures.total,
+        completeness=figures.completeness,
+        missing=figures.missing,
+        score=f"{figures.score.points:.0f}",
+    )
+    return Line(text, Choice(f"in:{region.id}", region.name), numbered=True)
+
+
+def _report_line(turn: Turn, found: PeriodReports, row: ReportRow) -> Line:
+    region = found.regions[row.region_id]
+    text = turn.text(
+        "oversight.report_line",
+        action=f"{row.action_code} {_short(row.action_title)}",
+        office=row.office_name,
+        state=turn.text(_state_key(row)),
+        completeness=row.completeness,
+        score=f"{found.estimate(row, turn.now).points:.0f}",
+        activity=_when(turn, row.last_activity, region.timezone),
+    )
+    if not row.complete:
+        text += "\n" + turn.text("oversight.report_missing", missing=_missing(turn, row))
+    return Line(text, numbered=True)
+
+
+def _pending_lines(turn: Turn, found: PeriodReports) -> list[Line]:
+    """One entry per office that still owes a report, with whom to call and what is missing."""
+    owed: dict[int, list[ReportRow]] = defaultdict(list)
+    for row in found.reports:
+        if not row.sent:
+            owed[row.office_id].append(row)
+    lines = []
+    for office_rows in sorted(
+        owed.values(),
+        key=lambda rows: (found.regions[rows[0].region_id].code, rows[0].office_name),
+    ):
+        first = office_rows[0]
+        names = found.focal_points.get(first.office_id) or [
+            turn.text("oversight.pending_no_focal_point")
+        ]
+        parts = [
+            turn.text(
+                "oversight.pending_office",
+                office=first.office_name,
+                region=found.regions[first.region_id].name,
+                names=", ".join(names),
+            )
+        ]
+        for row in office_rows:
+            action = f"{row.action_code} {_short(row.action_title)}"
+            state = turn.text(_state_key(row))
+            if row.complete:
+                parts.append(
+                    turn.text("oversight.pending_item_complete", action=action, state=state)
+                )
+            else:
+                parts.append(
+                    turn.text(
+                        "oversight.pending_item",
+                        action=action,
+                        state=state,
+                        missing=_missing(turn, row),
+                    )
+                )
+        lines.append(Line("\n".join(parts)))
+    return lines
+
+
+def _missing(turn: Turn, row: ReportRow) -> str:
+    parts = []
+    if row.missing_answers:
+        parts.append(turn.text("oversight.missing_answers", count=row.missing_answers))
+    parts += list(row.missing_evidence)
+    if row.nihil_answers:
+        parts.append(turn.text("oversight.nihil", count=row.nihil_answers))
+    return ", ".join(parts)
+
+
+def _state_key(row: ReportRow) -> str:
+    if row.revision_open:
+        return "status.revision"
+    return f"status.{row.status.value}" if row.status else "status.none"
+
+
+def _short(title: str, limit: int = 50) -> str:
+    return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
+
+
+def _when(turn: Turn, moment: datetime | None, timezone: str) -> str:
+    if moment is None:
+        return turn.text("oversight.activity_none")
+    local = moment.astimezone(ZoneInfo(timezone))
+    return f"{local:%d/%m %H.%M}"
+
+
+def _pages(lines: list[Line], *, drill: bool, reserved: int, turn: Turn) -> list[list[Line]]:
+    """Lines cut into pages: with buttons per line, as many as the channel shows as buttons
+    beside the navigation; otherwise up to LINES_PER_PAGE; never over MAX_PAGE_CHARS."""
+    capabilities = turn.capabilities
+    per_page = LINES_PER_PAGE
+    if drill and capabilities.inline_buttons:
+        per_page = max(1, min(LINES_PER_PAGE, capabilities.max_choices - reserved))
+    pages: list[list[Line]] = [[]]
+    size = 0
+    for line in lines:
+        if pages[-1] and (len(pages[-1]) >= per_page or size + len(line.text) > MAX_PAGE_CHARS):
+            pages.append([])
+            size = 0
+        pages[-1].append(line)
+        size += len(line.text) + 1
+    return pages
+
+
+# ------------------------------------------------------------------ nodes and scope
+
+
+async def _root(turn: Turn, contact: Contact) -> Node:
+    if contact.role is Role.admin:
+        return Node(Level.national)
+    region = await reports.get_region(session=turn.session, region_id=contact.region_id or 0)
+    if region is not None and region.kind is RegionKind.provinsi:
+        return Node(Level.province, region.id)
+    return Node(Level.region, contact.region_id)
+
+
+async def _parent(turn: Turn, node: Node) -> Node:
+    if node.level is Level.national or node.region_id is None:
+        return Node(Level.national)
+    if node.level is Level.province:
+        return Node(Level.national)
+    region = await reports.get_region(session=turn.session, region_id=node.region_id)
+    if region is None or region.kind is RegionKind.provinsi or region.parent_id is None:
+        return Node(Level.province, node.region_id)
+    return Node(Level.province, region.parent_id)
+
+
+async def _child(turn: Turn, region_id: int) -> Node:
+    region = await reports.get_region(session=turn.session, region_id=region_id)
+    level = Level.province
+    current = Level(turn.get("level", Level.region))
+    if region is None or region.kind is RegionKind.kabkota or current is Level.province:
+        level = Level.region  # a province's own pemda line opens the province's own reports
+    return Node(level, region_id)
+
+
+def _allowed(scope: Scope, node: Node) -> bool:
+    if node.level is Level.national or node.region_id is None:
+        return scope.everywhere
+    return scope.covers(node.region_id)
+
+
+async def _node_scope(turn: Turn, scope: Scope, node: Node) -> Scope:
+    if node.level is Level.national or node.region_id is None:
+        return scope
+    if node.level is Level.region:
+        return scope.narrowed([node.region_id])
+    region = await reports.get_region(session=turn.session, region_id=node.region_id)
+    if region is None:
+        return scope.narrowed([])
+    return scope.narrowed(
+        (await oversight.region_scope(session=turn.session, region=region)).region_ids or []
+    )
+
+
+async def _node_name(turn: Turn, node: Node) -> str:
+    if node.region_id is None:
+        return turn.text("oversight.everywhere")
+    region = await reports.get_region(session=turn.session, region_id=node.region_id)
+    return region.name if region else ""
+
+
+def _node_code(found: PeriodReports, node: Node) -> str:
+    region = found.regions.get(node.region_id or 0)
+    return region.code if region else "nasional"
+
+
+async def _period(turn: Turn, period_id: int | None) -> Period | None:
+    if period_id is not None:
+        period = await reports.get_period(session=turn.session, period_id=period_id)
+        if period is not None:
+            return period
+    timezone = await views.region_timezone(turn)
+    current = await oversight.current_periods(session=turn.session, timezone=timezone, now=turn.now)
+    return current[0] if current else None
+
+
+async def _other_periods(turn: Turn, shown: Period) -> list[Period]:
+    timezone = await views.region_timezone(turn)
+    current = await oversight.current_periods(session=turn.session, timezone=timezone, now=turn.now)
+    return [period for period in current if period.id != shown.id]
+
+
+def _bars(turn: Turn, found: PeriodReports, node: Node) -> tuple[str, list[Bar]]:
+    """The chart's bars: per province for the country, per pemda for a province, per office
+    for one pemda."""
+    if node.level is Level.region:
+        offices: dict[str, list[ReportRow]] = defaultdict(list)
+        for row in found.reports:
+            offices[row.office_name].append(row)
+        return turn.text("oversight.unit_office"), [
+            Bar(name, oversight.figures(found, rows, turn.now).score.points)
+            for name, rows in offices.items()
+        ]
+    if node.level is Level.national:
+        groups, unit = oversight.by_province(found), turn.text("oversight.unit_province")
+    else:
+        groups, unit = oversight.by_region(found.reports), turn.text("oversight.unit_pemda")
+    return unit, [
+        Bar(found.regions[region_id].name, oversight.figures(found, rows, turn.now).score.points)
+        for region_id, rows in groups.items()
+        if region_id in found.regions
+    ]
+
+
+def _plain(markup: str) -> str:
+    """A text's markup off, for the chart's title."""
+    return re.sub(r"</?[bi]>", "", markup)
