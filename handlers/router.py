@@ -15,7 +15,8 @@ flowchart TD
     C -- /kembali /selesai /hapus --> F[current flow]
     C -- /lapor --> P[report]
     C -- /status --> S[status]
-    C -- /belum /rekap /periksa /siaran --> L[later issues: role check + notice]
+    C -- /siaran --> BC[broadcast: Kanwil, coordinators, admin]
+    C -- /belum /rekap /periksa --> L[later issues: role check + notice]
     V -- no --> U{registered?}
     U -- no --> R
     U -- yes --> G{in a flow?}
@@ -29,13 +30,15 @@ from __future__ import annotations
 from bot.engine.commands import TAKES_ARGUMENTS, Command, parse_command
 from bot.engine.events import CommandReceived, FileReceived, TextReceived, Unsupported
 from bot.engine.turn import Turn
+from handlers import broadcast, register, report, status
 from handlers import help as help_flow
-from handlers import register, report, status
 from storage.models import ConversationState, Role
 
 OVERSIGHT_ROLES = {Role.coordinator, Role.kanwil, Role.admin}
 COMMAND_NAMES = {command.value for command in Command}
-COMING_LATER = {Command.pending, Command.recap, Command.review, Command.broadcast}
+COMING_LATER = {Command.pending, Command.recap, Command.review}
+# Oversight commands a coordinator or the Kanwil may type without the slash, text after them.
+TYPED_OVERSIGHT = COMING_LATER | {Command.broadcast}
 
 
 def wants_file(state: ConversationState) -> bool:
@@ -61,6 +64,8 @@ async def route(turn: Turn) -> None:
         await report.handle(turn)
     elif turn.flow == help_flow.FLOW:
         await help_flow.handle(turn)
+    elif turn.flow == broadcast.FLOW:
+        await broadcast.handle(turn)
     else:
         await _idle(turn)
 
@@ -87,6 +92,8 @@ async def _command(turn: Turn, command: Command) -> None:
         await report.start(turn)
     elif command is Command.status:
         await status.show(turn)
+    elif command is Command.broadcast:
+        await broadcast.start(turn)
     elif command in COMING_LATER:
         key = "command.later" if turn.contact.role in OVERSIGHT_ROLES else "command.not_for_role"
         turn.say(key, command=command.value)
@@ -97,12 +104,21 @@ def _oversight_command(turn: Turn) -> Command | None:
     """`siaran <teks>` typed without a slash by a coordinator or the Kanwil: their commands take
     text, and they fill in no report whose answers the word could start."""
     event, contact = turn.event, turn.contact
-    if not isinstance(event, TextReceived) or contact is None or turn.flow == report.FLOW:
+    # A broadcast being written may well start with the word "siaran": it is the message.
+    if (
+        not isinstance(event, TextReceived)
+        or contact is None
+        or turn.flow
+        in {
+            report.FLOW,
+            broadcast.FLOW,
+        }
+    ):
         return None
     if contact.role not in OVERSIGHT_ROLES:
         return None
-    parsed = parse_command(event.text, takes_arguments=TAKES_ARGUMENTS | COMING_LATER)
-    return parsed[0] if parsed and parsed[0] in COMING_LATER else None
+    parsed = parse_command(event.text, takes_arguments=TAKES_ARGUMENTS | TYPED_OVERSIGHT)
+    return parsed[0] if parsed and parsed[0] in TYPED_OVERSIGHT else None
 
 
 def _reask(turn: Turn) -> None:

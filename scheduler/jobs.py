@@ -5,6 +5,7 @@ twice (no job registers itself on import: a forgotten import would be a silent n
 |---|---|---|
 | `inbox-replay` | every minute | handle webhook messages stored but not handled (a crash) |
 | `evidence-sweep` | daily, 02:30 WIB | delete blobs no file row names (past the store's grace) |
+| `broadcast-progress` | every 5 s | broadcasts: write their rows (resumes), progress, report |
 
 The outbox sender needs no job: it wakes itself when rows are written and polls for retries.
 """
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.dispatch import Engine
+from scheduler.broadcasts import advance_broadcasts
 from storage.evidence import EvidenceStore
 from storage.evidence.references import referenced_keys
 
@@ -50,9 +52,13 @@ def scheduled_jobs(
     async def sweep() -> int:
         return await sweep_unreferenced_evidence(sessions=sessions, store=store)
 
+    async def broadcasts_step() -> int:
+        return await advance_broadcasts(sessions, wakeup=engine.outbox_ready)
+
     return [
         Job(id="inbox-replay", seconds=60, run=engine.replay_stored),
         Job(id="evidence-sweep", daily_at="02:30", run=sweep),
+        Job(id="broadcast-progress", seconds=5, run=broadcasts_step),
     ]
 
 

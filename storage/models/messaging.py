@@ -68,3 +68,7 @@ class OutboxMessage(SQLModel, table=True):
     delivery_status: str | None = Field(default=None, max_length=20)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The broadcast this row delivers to one of its recipients (its delivery report counts it).
+    broadcast_id: int | None = Field(
+        default=None, foreign_key="broadcast.id", ondelete="SET NULL", index=True
+    )

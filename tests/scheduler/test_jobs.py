@@ -31,9 +31,9 @@ def _age(store: LocalEvidenceStore, key: str, hours: float) -> None:
 async def test_every_job_has_a_unique_stable_id(sessions, tmp_path: Path) -> None:
     store = LocalEvidenceStore(tmp_path)
     jobs = scheduled_jobs(engine=_NoEngine(), sessions=sessions, store=store)  # type: ignore[arg-type]
-    assert [job.id for job in jobs] == ["inbox-replay", "evidence-sweep"]
+    assert [job.id for job in jobs] == ["inbox-replay", "evidence-sweep", "broadcast-progress"]
     scheduler = build_scheduler(jobs)
-    assert {job.id for job in scheduler.get_jobs()} == {"inbox-replay", "evidence-sweep"}
+    assert {job.id for job in scheduler.get_jobs()} == {job.id for job in jobs}
 
 
 async def test_the_sweep_runs_daily_at_half_past_two_in_jakarta(sessions, tmp_path: Path) -> None:
