@@ -20,6 +20,7 @@ purpose "reply", so they reach the author before the rest of their own broadcast
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -35,6 +36,8 @@ from storage.broadcasts import Delivery, Recipient
 from storage.db import transaction
 from storage.models import Broadcast, BroadcastState
 from storage.types import utcnow
+
+log = logging.getLogger(__name__)
 
 # The WhatsApp template a broadcast goes out as outside the 24-hour window
 # (bot/channels/whatsapp/templates.py; a test checks the name is there).
@@ -96,13 +99,30 @@ async def advance_broadcasts(
     async with sessions() as session:
         ids = await broadcasts.unfinished_broadcast_ids(session=session)
     for broadcast_id in ids:
-        await write_rows(
-            sessions, broadcast_id, batch_size=batch_size, on_batch=wakeup.set if wakeup else None
-        )
-        async with transaction(sessions) as session:
-            if await report_progress(session, broadcast_id, now=clock()) and wakeup:
-                wakeup.set()
+        try:
+            await _advance(
+                sessions, broadcast_id, clock=clock, wakeup=wakeup, batch_size=batch_size
+            )
+        except Exception as error:  # one broadcast's trouble must not stop the others
+            log.error("broadcast %d: step failed, retried at the next run: %r", broadcast_id, error)
     return len(ids)
+
+
+async def _advance(
+    sessions: Sessions,
+    broadcast_id: int,
+    *,
+    clock: Callable[[], datetime],
+    wakeup: asyncio.Event | None,
+    batch_size: int,
+) -> None:
+    await write_rows(
+        sessions, broadcast_id, batch_size=batch_size, on_batch=wakeup.set if wakeup else None
+    )
+    async with transaction(sessions) as session:
+        told = await report_progress(session, broadcast_id, now=clock())
+    if told and wakeup:
+        wakeup.set()
 
 
 def progress_step(total: int) -> int:

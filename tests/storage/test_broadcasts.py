@@ -4,7 +4,9 @@ written once each even by two writers at once."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -12,7 +14,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.channel import Channel
-from scheduler.broadcasts import recipient_payload, write_rows
+from scheduler.broadcasts import advance_broadcasts, recipient_payload, write_rows
 from storage import broadcasts, outbox
 from storage.db import transaction
 from storage.models import Audience, Broadcast, BroadcastState, ChannelIdentity, OutboxMessage
@@ -141,3 +143,26 @@ def test_the_payload_escapes_the_authors_text() -> None:
     payload = recipient_payload(broadcast, broadcasts.Recipient(1, "id", Channel.telegram, "1"))
     assert payload["text"] == "📢 <b>Pesan dari A &amp; B</b>\n\n&lt;b&gt;x&lt;/b&gt;"
     assert payload["template_params"] == ["A & B", "<b>x</b>"]  # WhatsApp: plain text
+
+
+async def test_one_broadcasts_trouble_does_not_stop_the_others(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    people = await _people(sessions)
+    stuck, fine = await _broadcast(sessions, people), await _broadcast(sessions, people)
+    real = broadcasts.write_next_batch
+
+    async def failing_for_the_first(**kwargs: Any) -> bool:
+        if kwargs["broadcast_id"] == stuck:
+            raise RuntimeError("database hiccup")
+        return await real(**kwargs)
+
+    monkeypatch.setattr(broadcasts, "write_next_batch", failing_for_the_first)
+    with caplog.at_level(logging.ERROR, logger="scheduler.broadcasts"):
+        assert await advance_broadcasts(sessions) == 2
+    assert len(await _rows(sessions, fine)) == 2 and await _rows(sessions, stuck) == []
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert f"broadcast {stuck}: step failed" in line and "\n" not in line
+    monkeypatch.setattr(broadcasts, "write_next_batch", real)
+    await advance_broadcasts(sessions)  # the next run picks it up
+    assert len(await _rows(sessions, stuck)) == 2
