@@ -105,15 +105,8 @@ def _oversight_command(turn: Turn) -> Command | None:
     text, and they fill in no report whose answers the word could start."""
     event, contact = turn.event, turn.contact
     # A broadcast being written may well start with the word "siaran": it is the message.
-    if (
-        not isinstance(event, TextReceived)
-        or contact is None
-        or turn.flow
-        in {
-            report.FLOW,
-            broadcast.FLOW,
-        }
-    ):
+    writing = turn.flow in {report.FLOW, broadcast.FLOW}
+    if not isinstance(event, TextReceived) or contact is None or writing:
         return None
     if contact.role not in OVERSIGHT_ROLES:
         return None
