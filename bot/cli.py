@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
@@ -20,6 +22,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from bot.engine.channel import ChannelConfigError
 from bot.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # imported where used: `laporham --help` stays quick
+    from storage.broadcasts import AudienceCount, Recipients
 
 app = typer.Typer(help="LaporHAM: asisten pelaporan Aksi HAM dan KKPHAM.", no_args_is_help=True)
 db_app = typer.Typer(help="Basis data.", no_args_is_help=True)
@@ -36,6 +41,11 @@ app.add_typer(period_app, name="period")
 app.add_typer(reminders_app, name="reminders")
 export_app = typer.Typer(help="Ekspor rekap dan data dukung.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
+broadcast_app = typer.Typer(
+    help="Siaran: satu pesan ke banyak kontak (lihat juga `broadcast status ID`).",
+    invoke_without_command=True,
+)
+app.add_typer(broadcast_app, name="broadcast")
 
 # soft_wrap: one problem per line however long; highlight off: file text is not decoration.
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -289,6 +299,195 @@ def period_set(
             )
         )
     typer.echo(f"{period.code}: {period.opens_on} s.d. {period.due_on} (23.59 waktu setempat)")
+
+
+# --- broadcasts -----------------------------------------------------------------------------
+
+AUDIENCE_NAMES = {
+    "focal_points": "focal_points", "fokal": "focal_points", "focal_point": "focal_points",
+    "not_submitted": "not_submitted", "belum": "not_submitted",
+    "coordinators": "coordinators", "koordinator": "coordinators",
+    "pemda": "pemda",
+}  # fmt: skip
+
+
+class BroadcastRefused(Exception):
+    """The operator's broadcast cannot go as asked: one line says why; nothing is written."""
+
+
+@broadcast_app.callback()
+def broadcast(
+    ctx: typer.Context,
+    audience: Annotated[
+        str | None,
+        typer.Option(help="fokal (semua focal point), belum (belum mengirim), koordinator, pemda"),
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="Kode wilayah (provinsi: beserta kab/kotanya); tanpa: semua")
+    ] = None,
+    text: Annotated[str | None, typer.Option(help="Isi pesan")] = None,
+    file: Annotated[Path | None, typer.Option(help="Berkas teks UTF-8 berisi pesan")] = None,
+    sender: Annotated[str | None, typer.Option(help="Nama pengirim yang dibaca penerima")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Kirim tanpa bertanya lagi")] = False,
+) -> None:
+    """Tampilkan jumlah penerima dan pratinjau, minta konfirmasi, lalu tulis pesannya ke outbox
+    (`laporham run` mengirimnya)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from scheduler.broadcasts import write_rows
+
+    settings = _settings()
+    with _friendly_errors(), _broadcast_refusals():
+        message = _broadcast_text(text, file)
+        if audience is None:
+            raise BroadcastRefused(
+                "pilih penerima dengan --audience (fokal, belum, koordinator, pemda)"
+            )
+        chosen = AUDIENCE_NAMES.get(audience.strip().lower())
+        if chosen is None:
+            raise BroadcastRefused(
+                f"--audience {audience} tidak dikenal: fokal, belum, koordinator, pemda"
+            )
+        plan = _run(lambda: _in_transaction(settings, lambda s: _plan_broadcast(s, chosen, region)))
+        label = sender or "Admin LaporHAM"
+        err.print(f"Penerima: {plan.count.reachable} kontak ({escape(plan.describe)})")
+        if plan.count.without_channel:
+            err.print(
+                f"{plan.count.without_channel} kontak lain belum terhubung ke bot: tidak dikirimi."
+            )
+        err.print(f"Pengirim: {escape(label)}\n---\n{escape(message)}\n---")
+        if not plan.count.reachable:
+            raise BroadcastRefused("tidak ada kontak yang bisa menerima siaran ini")
+        if not yes and not typer.confirm(f"Kirim ke {plan.count.reachable} kontak?"):
+            err.print("Dibatalkan; tidak ada yang dikirim.")
+            return
+
+        async def create_and_write(sessions: Any) -> tuple[int, int]:
+            from storage.broadcasts import create_broadcast, get_broadcast
+            from storage.db import transaction
+
+            async with transaction(sessions) as session:
+                made = await create_broadcast(
+                    session=session, spec=plan.spec, text=message, sender_label=label
+                )
+            with _progress() as progress:
+                batches = math.ceil(made.total_recipients / BROADCAST_BATCH) or 1
+                await write_rows(
+                    sessions,
+                    made.id or 0,
+                    batch_size=BROADCAST_BATCH,
+                    on_batch=lambda: progress(1, batches, "Menulis ke outbox"),
+                )
+            async with sessions() as session:
+                written = await get_broadcast(session=session, broadcast_id=made.id or 0)
+            return made.id or 0, written.total_recipients if written else 0
+
+        broadcast_id, written = _run(lambda: _reading(settings, create_and_write))
+    typer.echo(broadcast_id)
+    err.print(
+        f"Siaran #{broadcast_id}: {written} pesan di outbox; `laporham run` mengirimnya. "
+        f"Laporan: laporham broadcast status {broadcast_id}"
+    )
+
+
+@broadcast_app.command("status")
+def broadcast_status(broadcast_id: Annotated[int, typer.Argument(help="Nomor siaran")]) -> None:
+    """Laporan pengiriman satu siaran: terkirim, gagal (dengan alasannya), menunggu."""
+    from bot.engine.texts import t
+    from scheduler.broadcasts import failure_reasons
+    from storage.broadcasts import delivery, get_broadcast
+
+    settings = _settings()
+
+    async def read(session: Any) -> Any:
+        found = await get_broadcast(session=session, broadcast_id=broadcast_id)
+        if found is None:
+            return None
+        return found, await delivery(session=session, broadcast_id=broadcast_id)
+
+    with _broadcast_refusals():
+        result = _run(lambda: _in_transaction(settings, read))
+        if result is None:
+            raise BroadcastRefused(f"siaran #{broadcast_id} tidak ada")
+    found, figures = result
+    lines = [
+        f"Siaran #{found.id} dari {found.sender_label}, "
+        f"{found.created_at:%Y-%m-%d %H:%M} UTC: {found.state.value}",
+        f"Terkirim: {figures.sent} dari {figures.total}",
+        f"Gagal: {figures.failed}",
+        *(
+            f"  • {t('id', f'broadcast.reason.{reason}')}: {n}"
+            for reason, n in failure_reasons(figures)
+        ),
+        f"Menunggu: {figures.waiting}",
+        f"Belum terhubung ke bot (tidak dikirimi): {found.without_channel}",
+    ]
+    typer.echo("\n".join(lines))
+
+
+BROADCAST_BATCH = 500
+
+
+@dataclass(frozen=True)
+class _BroadcastPlan:
+    spec: Recipients
+    count: AudienceCount
+    describe: str
+
+
+@contextmanager
+def _broadcast_refusals() -> Iterator[None]:
+    try:
+        yield
+    except BroadcastRefused as refused:
+        err.print(f"[red]Gagal:[/red] {escape(str(refused))}")
+        err.print("Tidak ada yang dikirim.")
+        raise typer.Exit(1) from refused
+
+
+def _broadcast_text(text: str | None, file: Path | None) -> str:
+    from handlers.broadcast import MAX_TEXT
+
+    if (text is None) == (file is None):
+        raise BroadcastRefused("beri isi pesan dengan --text atau --file (salah satu)")
+    try:
+        message = (text if text is not None else (file or Path()).read_text("utf-8")).strip()
+    except UnicodeDecodeError as error:
+        raise BroadcastRefused(f"{file} bukan berkas teks UTF-8") from error
+    if not message:
+        raise BroadcastRefused("pesannya kosong")
+    if len(message) > MAX_TEXT:
+        raise BroadcastRefused(f"pesannya {len(message)} karakter, paling banyak {MAX_TEXT}")
+    return message
+
+
+async def _plan_broadcast(session: Any, audience: str, region_code: str | None) -> _BroadcastPlan:
+    from storage import broadcasts
+    from storage.models import Audience
+    from storage.types import utcnow
+
+    chosen = Audience(audience)
+    region = None
+    if region_code is not None:
+        region = await broadcasts.find_region_by_code(session=session, code=region_code)
+        if region is None:
+            raise BroadcastRefused(f"wilayah {region_code} tidak dikenal")
+    if chosen is Audience.pemda and region is None:
+        raise BroadcastRefused("--audience pemda perlu --region KODE")
+    period = None
+    if chosen is Audience.not_submitted:
+        period = await broadcasts.open_period(session=session, region=region, now=utcnow())
+        if period is None:
+            raise BroadcastRefused("tidak ada periode yang sedang dibuka")
+    spec = broadcasts.Recipients(
+        audience=chosen,
+        region_id=region.id if region else None,
+        period_id=period.id if period else None,
+    )
+    count = await broadcasts.count_audience(session=session, spec=spec)
+    where = region.name if region else "seluruh Indonesia"
+    describe = f"{chosen.value}, {where}" + (f", {period.title}" if period else "")
+    return _BroadcastPlan(spec=spec, count=count, describe=describe)
 
 
 # ------------------------------------------------------------------ export (evidence for SAPA-HAM)

@@ -19,7 +19,7 @@ flowchart TD
     C -- /status --> S[status]
     C -- /periksa --> RW[review: coordinators, Kanwil, admin]
     C -- /belum /rekap --> OV[oversight: role check, pending list / recap files]
-    C -- /siaran --> L[later issues: role check + notice]
+    C -- /siaran --> BC[broadcast: Kanwil, coordinators, admin]
     V -- no --> U{registered?}
     U -- no --> R
     U -- yes --> G{in a flow?}
@@ -35,15 +35,14 @@ from __future__ import annotations
 from bot.engine.commands import TAKES_ARGUMENTS, Command, parse_command
 from bot.engine.events import ChoiceMade, CommandReceived, FileReceived, TextReceived, Unsupported
 from bot.engine.turn import STANDING, Turn
+from handlers import broadcast, oversight, register, report, review, status
 from handlers import help as help_flow
-from handlers import oversight, register, report, review, status
 from storage.models import ConversationState, Role
 
 OVERSIGHT_ROLES = {Role.coordinator, Role.kanwil, Role.admin}
 COMMAND_NAMES = {command.value for command in Command}
-COMING_LATER = {Command.broadcast}
-# Commands an overseer may type as bare words (WhatsApp) outside a report.
-OVERSIGHT_WORDS = {*COMING_LATER, Command.pending, Command.recap}
+# Oversight commands a coordinator or the Kanwil may type without the slash, text after them.
+TYPED_OVERSIGHT = {Command.pending, Command.recap, Command.broadcast}
 
 
 def wants_file(state: ConversationState) -> bool:
@@ -77,6 +76,8 @@ async def route(turn: Turn) -> None:
         if not await oversight.handle(turn):
             turn.leave_flow()  # a typed message ends the view: answered as if idle
             await _idle(turn)
+    elif turn.flow == broadcast.FLOW:
+        await broadcast.handle(turn)
     else:
         await _idle(turn)
 
@@ -109,10 +110,8 @@ async def _command(turn: Turn, command: Command) -> None:
         await oversight.show_pending(turn)
     elif command is Command.recap:
         await oversight.send_recap(turn)
-    elif command in COMING_LATER:
-        key = "command.later" if turn.contact.role in OVERSIGHT_ROLES else "command.not_for_role"
-        turn.say(key, command=command.value)
-        _reask(turn)
+    elif command is Command.broadcast:
+        await broadcast.start(turn)
 
 
 def _oversight_command(turn: Turn) -> Command | None:
@@ -121,12 +120,13 @@ def _oversight_command(turn: Turn) -> Command | None:
     event, contact = turn.event, turn.contact
     if not isinstance(event, TextReceived) or contact is None:
         return None
-    if turn.flow in {report.FLOW, review.FLOW}:  # a review note may start with "belum"
+    # A review note may start with "belum"; a broadcast being written with "siaran".
+    if turn.flow in {report.FLOW, review.FLOW, broadcast.FLOW}:
         return None
     if contact.role not in OVERSIGHT_ROLES:
         return None
-    parsed = parse_command(event.text, takes_arguments=TAKES_ARGUMENTS | OVERSIGHT_WORDS)
-    return parsed[0] if parsed and parsed[0] in OVERSIGHT_WORDS else None
+    parsed = parse_command(event.text, takes_arguments=TAKES_ARGUMENTS | TYPED_OVERSIGHT)
+    return parsed[0] if parsed and parsed[0] in TYPED_OVERSIGHT else None
 
 
 def _reask(turn: Turn) -> None:

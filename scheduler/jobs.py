@@ -8,6 +8,7 @@ twice (no job registers itself on import: a forgotten import would be a silent n
 | `reminders` | every minute | write the reminders and escalations due now (docs/reminders.md) |
 | `retention-prune` | daily, 03:00 WIB | delete old processed inbox, sent/failed outbox rows |
 | `sqlite-optimize` | daily, 03:30 WIB | SQLite `PRAGMA optimize`: planner statistics |
+| `broadcast-progress` | every 5 s | broadcasts: write their rows (resumes), progress, report |
 
 The outbox sender needs no job: it wakes itself when rows are written and polls for retries.
 """
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.dispatch import Engine
+from scheduler.broadcasts import advance_broadcasts
 from scheduler.reminders import ReminderTicker
 from storage import retention
 from storage.db import transaction
@@ -69,11 +71,15 @@ def scheduled_jobs(
     async def optimize() -> bool:
         return await refresh_statistics(sessions=sessions)
 
+    async def broadcasts_step() -> int:
+        return await advance_broadcasts(sessions, wakeup=engine.outbox_ready)
+
     reminders = ReminderTicker(sessions=sessions, wakeup=engine.outbox_ready)
     return [
         Job(id="inbox-replay", seconds=60, run=engine.replay_stored),
         Job(id="evidence-sweep", daily_at="02:30", run=sweep),
         Job(id="reminders", seconds=60, run=reminders.tick),
+        Job(id="broadcast-progress", seconds=5, run=broadcasts_step),
         Job(id="retention-prune", daily_at="03:00", run=prune),
         Job(id="sqlite-optimize", daily_at="03:30", run=optimize),
     ]

@@ -44,3 +44,9 @@ def human_size(size: int) -> str:
     if size < 1024 * 1024:
         return f"{size / 1024:.0f} KB"
     return f"{size / (1024 * 1024):.1f} MB".replace(".", ",")
+
+
+def count_text(language: str, number: int) -> str:
+    """A count as people there write it: 1.200 in Indonesian, 1,200 in English."""
+    grouped = f"{number:,}"
+    return grouped if language == "en" else grouped.replace(",", ".")

@@ -1,5 +1,6 @@
 """All tables. Importing this package registers every table on `SQLModel.metadata`."""
 
+from storage.models.broadcasts import Audience, Broadcast, BroadcastState
 from storage.models.catalogue import (
     Action,
     Assignment,
@@ -38,7 +39,10 @@ __all__ = [
     "ActionLevel",
     "Answer",
     "Assignment",
+    "Audience",
     "AuditLog",
+    "Broadcast",
+    "BroadcastState",
     "ChannelIdentity",
     "ClosedWindow",
     "Contact",

@@ -90,3 +90,7 @@ class OutboxMessage(SQLModel, table=True):
     # while the send is in hand). Only an expired lease is taken back by another process.
     claimed_by: str | None = Field(default=None, max_length=64)
     lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The broadcast this row delivers to one of its recipients (its delivery report counts it).
+    broadcast_id: int | None = Field(
+        default=None, foreign_key="broadcast.id", ondelete="SET NULL", index=True
+    )

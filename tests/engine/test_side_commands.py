@@ -74,7 +74,7 @@ async def test_stickers_voice_and_video_get_the_short_answer(
         assert "hanya bisa menerima teks, foto, dan dokumen" in reply and QUESTION in reply
 
 
-async def test_broadcast_with_text_gets_the_notice_not_a_shrug(
+async def test_broadcast_typed_with_text_starts_the_broadcast_not_a_shrug(
     sessions: Sessions, data_dir: Any
 ) -> None:
     async with sessions() as session:
@@ -84,8 +84,10 @@ async def test_broadcast_with_text_gets_the_notice_not_a_shrug(
     await h.text("halo")
     await h.contact("+6281200000002")  # the coordinator
     alone = await h.text("siaran")
+    assert "Tulis pesan yang akan dikirim" in alone
+    await h.text("/batal")
     with_text = await h.text("siaran Batas laporan hari Jumat")
-    assert "/siaran" in alone and with_text == alone
+    assert "Kirim kepada siapa?" in with_text  # the text after the word is the message
     assert "belum saya mengerti" not in with_text
 
 

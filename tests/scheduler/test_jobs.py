@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,15 +14,9 @@ from scheduler.jobs import build_scheduler, scheduled_jobs, sweep_unreferenced_e
 from storage.evidence import LocalEvidenceStore
 from storage.models import EvidenceFile, EvidenceRequirement, Submission
 from tests.support.factories import make_world
+from tests.support.jobs import IdleEngine
 
 WIB = ZoneInfo("Asia/Jakarta")
-
-
-class _NoEngine:
-    outbox_ready = asyncio.Event()
-
-    async def replay_stored(self) -> int:
-        return 0
 
 
 def _age(store: LocalEvidenceStore, key: str, hours: float) -> None:
@@ -33,11 +26,12 @@ def _age(store: LocalEvidenceStore, key: str, hours: float) -> None:
 
 async def test_every_job_has_a_unique_stable_id(sessions, tmp_path: Path) -> None:
     store = LocalEvidenceStore(tmp_path)
-    jobs = scheduled_jobs(engine=_NoEngine(), sessions=sessions, store=store)  # type: ignore[arg-type]
+    jobs = scheduled_jobs(engine=IdleEngine(), sessions=sessions, store=store)  # type: ignore[arg-type]
     assert [job.id for job in jobs] == [
         "inbox-replay",
         "evidence-sweep",
         "reminders",
+        "broadcast-progress",
         "retention-prune",
         "sqlite-optimize",
     ]
@@ -47,7 +41,7 @@ async def test_every_job_has_a_unique_stable_id(sessions, tmp_path: Path) -> Non
 
 async def test_the_sweep_runs_daily_at_half_past_two_in_jakarta(sessions, tmp_path: Path) -> None:
     store = LocalEvidenceStore(tmp_path)
-    jobs = scheduled_jobs(engine=_NoEngine(), sessions=sessions, store=store)  # type: ignore[arg-type]
+    jobs = scheduled_jobs(engine=IdleEngine(), sessions=sessions, store=store)  # type: ignore[arg-type]
     trigger = build_scheduler(jobs).get_job("evidence-sweep").trigger
     after_it = datetime(2026, 12, 1, 3, 0, tzinfo=WIB)
     assert trigger.get_next_fire_time(None, after_it) == datetime(2026, 12, 2, 2, 30, tzinfo=WIB)

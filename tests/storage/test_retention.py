@@ -14,6 +14,7 @@ from scheduler import jobs
 from scheduler.jobs import prune_old_messages, refresh_statistics
 from storage import inbox, retention
 from storage.models import InboxMessage, InboxStatus, OutboxMessage, OutboxStatus
+from tests.support.jobs import IdleEngine
 
 NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=120)
@@ -184,12 +185,8 @@ async def test_sqlite_keeps_its_statistics(sessions) -> None:
 async def test_the_upkeep_jobs_are_listed_daily(sessions, tmp_path) -> None:
     from storage.evidence import LocalEvidenceStore
 
-    class NoEngine:
-        async def replay_stored(self) -> int:
-            return 0
-
     listed = jobs.scheduled_jobs(
-        engine=NoEngine(),  # type: ignore[arg-type]
+        engine=IdleEngine(),  # type: ignore[arg-type]
         sessions=sessions,
         store=LocalEvidenceStore(tmp_path),
         retention_age=timedelta(days=30),
@@ -204,10 +201,6 @@ async def test_the_upkeep_jobs_are_listed_daily(sessions, tmp_path) -> None:
 async def test_prune_job_uses_the_configured_age(sessions, tmp_path) -> None:
     from storage.evidence import LocalEvidenceStore
 
-    class NoEngine:
-        async def replay_stored(self) -> int:
-            return 0
-
     async with sessions() as session:
         session.add(
             _inbox("a-while-ago", InboxStatus.processed, datetime.now(UTC) - timedelta(days=40))
@@ -215,7 +208,7 @@ async def test_prune_job_uses_the_configured_age(sessions, tmp_path) -> None:
         await session.commit()
     for age, expected in ((timedelta(days=60), 0), (timedelta(days=30), 1)):
         listed = jobs.scheduled_jobs(
-            engine=NoEngine(),  # type: ignore[arg-type]
+            engine=IdleEngine(),  # type: ignore[arg-type]
             sessions=sessions,
             store=LocalEvidenceStore(tmp_path),
             retention_age=age,

@@ -1,0 +1,16 @@
+"""Stand-ins for building the scheduler's job list without a running engine."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class IdleEngine:
+    """What `scheduler.jobs.scheduled_jobs` reads of the engine: nothing stored to replay, and
+    the event the reminder and broadcast jobs set to wake the sender."""
+
+    def __init__(self) -> None:
+        self.outbox_ready = asyncio.Event()
+
+    async def replay_stored(self) -> int:
+        return 0
