@@ -9,20 +9,22 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.routing import BaseRoute
 
 from bot.channels.console import ConsoleChannel
 from bot.engine.channel import Channel, ChannelAdapter
 from bot.engine.dispatch import Engine
-from bot.http import HttpServer, build_app
+from bot.http import HttpServer, ServerLimits, build_app
 from bot.settings import Settings
 from handlers.router import route, wants_file
 from scheduler.jobs import build_scheduler, scheduled_jobs
 from scheduler.outbox import OutboxSender
-from storage.db import create_engine, session_factory, transaction
+from storage.db import create_engine, ping, session_factory, transaction
 from storage.evidence import EvidenceStore, LocalEvidenceStore
 from storage.files import private_directory
 from storage.identities import find_contact_by_phone
@@ -60,7 +62,9 @@ def build(settings: Settings, channels: list[ChannelAdapter] | None = None) -> A
         evidence_store=evidence_store(settings),
         max_upload_bytes=settings.max_upload_bytes,
     )
-    sender = OutboxSender(sessions=sessions, channels=by_name, wakeup=engine.outbox_ready)
+    sender = OutboxSender(
+        sessions=sessions, channels=by_name, wakeup=engine.outbox_ready, health=engine.health
+    )
     engine.hand_off = sender  # used only while sender.run() is running
     return App(settings, db, sessions, engine, sender, by_name)
 
@@ -134,7 +138,7 @@ def whatsapp_channel(settings: Settings, store: EvidenceStore) -> WhatsAppChanne
 async def run_console(settings: Settings, *, input_stream: TextIO | None = None) -> None:
     console = ConsoleChannel()
     app = build(settings, [console])
-    http = HttpServer(build_app([]), host=settings.http_host, port=settings.http_port)
+    http = http_server(app, [])
     await http.start()
     try:
         await app.sender.recover()
@@ -147,6 +151,23 @@ async def run_console(settings: Settings, *, input_stream: TextIO | None = None)
     finally:
         await http.stop()
         await app.close()
+
+
+def http_limits(settings: Settings) -> ServerLimits:
+    return ServerLimits(
+        max_connections=settings.http_max_connections,
+        keep_alive_seconds=settings.http_keep_alive_seconds,
+        body_seconds=settings.http_body_timeout_seconds,
+    )
+
+
+def http_server(app: App, routes: list[BaseRoute]) -> HttpServer:
+    """The HTTP server with /healthz watching this app's database and parts."""
+    limits = http_limits(app.settings)
+    asgi = build_app(
+        routes, health=app.engine.health, database_check=partial(ping, app.db), limits=limits
+    )
+    return HttpServer(asgi, host=app.settings.http_host, port=app.settings.http_port, limits=limits)
 
 
 async def console_greeting(sessions: async_sessionmaker[AsyncSession]) -> str:
@@ -178,7 +199,7 @@ async def run_channels(
     `on_http_started` gets the bound port (useful with LAPORHAM_HTTP_PORT=0)."""
     app = build(settings, channels)
     routes = [route for adapter in channels for route in adapter.routes(app.engine)]
-    http = HttpServer(build_app(routes), host=settings.http_host, port=settings.http_port)
+    http = http_server(app, routes)
     await http.start()
     log.info("HTTP server on %s:%s", settings.http_host, http.port)
     if on_http_started:

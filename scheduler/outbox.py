@@ -56,6 +56,7 @@ from bot.engine.channel import (
     TransientSendError,
 )
 from bot.engine.events import outgoing_from_payload
+from bot.engine.health import DATABASE, Health, short_reason
 from storage import identities, outbox
 from storage.db import transaction
 from storage.models import OutboxStatus
@@ -93,8 +94,10 @@ class OutboxSender:
         wakeup: asyncio.Event | None = None,
         clock: Callable[[], datetime] = utcnow,
         batch_size: int = 100,
+        health: Health | None = None,
     ) -> None:
         self.sessions = sessions
+        self.health = health or Health()  # a database outage is logged once, not every cycle
         self.channels = channels
         self.wakeup = wakeup or asyncio.Event()
         self.clock = clock
@@ -111,9 +114,7 @@ class OutboxSender:
     async def recover(self) -> int:
         """Rows a dead process left in `sending` are sent again (at-least-once)."""
         async with transaction(self.sessions) as session:
-            return await outbox.release_stale_sending(
-                session=session, older_than=self.clock()
-            )
+            return await outbox.release_stale_sending(session=session, older_than=self.clock())
 
     async def run(self) -> None:
         await self.recover()
@@ -126,12 +127,13 @@ class OutboxSender:
                 self._changed.clear()
                 try:
                     claimed = await self._cycle(claim=claim)
-                except Exception:
+                except Exception as error:
                     # The database is down or locked: keep the outcomes, try again shortly.
-                    log.exception("outbox cycle failed; retrying in %s s", POLL_SECONDS)
+                    self.health.failing(DATABASE, f"outbox cycle failed: {short_reason(error)}")
                     await asyncio.sleep(POLL_SECONDS)
                     claim = True
                     continue
+                self.health.ok(DATABASE)
                 if claimed >= self.batch_size:
                     continue  # more may be due right now
                 claim = await self._wait()

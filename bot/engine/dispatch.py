@@ -57,6 +57,7 @@ from bot.engine.events import (
     TextReceived,
     outgoing_to_payload,
 )
+from bot.engine.health import Health
 from bot.engine.render import coalesce, fit
 from bot.engine.text_input import clean_event
 from bot.engine.texts import t
@@ -108,6 +109,8 @@ class Engine:
         self.max_upload_bytes = max_upload_bytes
         self.clock = clock
         self.outbox_ready = asyncio.Event()
+        # What is failing now, for /healthz; loops report here so an outage logs once.
+        self.health = Health()
         # The running outbox sender, when there is one: replies can skip its claim (see _enqueue).
         self.hand_off: OutboxHandOff | None = None
         # Events of one user are handled one at a time (album items arrive together).

@@ -111,7 +111,7 @@ class TelegramChannel:
         async def keep(update: Update, payload: Json) -> None:
             await self.keep(update, payload, engine)
 
-        await transport.poll(self.api, keep, poll_timeout=self.poll_timeout)
+        await transport.poll(self.api, keep, poll_timeout=self.poll_timeout, health=engine.health)
 
     async def keep(self, update: Update, payload: Json, engine: Engine) -> None:
         """Store the update in the inbox, then handle it in its user's lane, in the

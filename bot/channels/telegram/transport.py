@@ -26,6 +26,9 @@ from telegram.error import (
 from bot.channels.telegram.client import BotApi, Json
 from bot.channels.telegram.inbound import ALLOWED_UPDATES, parse_update
 from bot.engine.channel import ChannelConfigError
+from bot.engine.health import DATABASE, Health, short_reason
+
+TELEGRAM = "telegram"  # this channel's part in Health
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +76,10 @@ async def connect(api: BotApi, *, webhook_url: str | None, secret: str) -> None:
     log.info("Telegram long polling as @%s", bot.username)
 
 
-async def poll(api: BotApi, keep: Keep, *, poll_timeout: int) -> None:
+async def poll(api: BotApi, keep: Keep, *, poll_timeout: int, health: Health) -> None:
     """Fetch, keep, confirm, until cancelled. Handling goes on in the background, so the
-    next getUpdates never waits for a download or a slow turn."""
+    next getUpdates never waits for a download or a slow turn. An outage (Telegram's or the
+    database's) is reported to `health`: one log line when it starts, one when it ends."""
     offset: int | None = None
     failures = 0
     while True:
@@ -90,14 +94,19 @@ async def poll(api: BotApi, keep: Keep, *, poll_timeout: int) -> None:
         except Exception as error:  # network, 5xx, 409 (another instance polling), bugs
             failures += 1
             hint = " (is another instance using this token?)" if isinstance(error, Conflict) else ""
-            await _pause(failures, f"getUpdates failed: {error}{hint}")
+            health.failing(TELEGRAM, f"getUpdates failed: {short_reason(error)}{hint}")
+            await asyncio.sleep(_delay(failures))
             continue
+        health.ok(TELEGRAM)
         try:
             await _keep_batch(batch, keep)
         except Exception as error:  # the database is away: confirm nothing, fetch it again
             failures += 1
-            await _pause(failures, f"Telegram updates not stored: {error}")
+            health.failing(DATABASE, f"Telegram updates not stored: {short_reason(error)}")
+            await asyncio.sleep(_delay(failures))
             continue
+        if batch:
+            health.ok(DATABASE)
         failures = 0
         if batch:
             # Only now: the next getUpdates confirms the batch, every update of it in the
@@ -106,8 +115,12 @@ async def poll(api: BotApi, keep: Keep, *, poll_timeout: int) -> None:
             offset = batch[-1].update_id + 1
 
 
+def _delay(failures: int) -> float:
+    return min(30.0, 0.5 * 2.0**failures)
+
+
 async def _pause(failures: int, reason: str) -> None:
-    delay = min(30.0, 0.5 * 2**failures)
+    delay = _delay(failures)
     log.warning("%s; retrying in %.1f s", reason, delay)
     await asyncio.sleep(delay)
 
