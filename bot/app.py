@@ -61,6 +61,7 @@ def build(settings: Settings, channels: list[ChannelAdapter] | None = None) -> A
         wants_file=wants_file,
         evidence_store=evidence_store(settings),
         max_upload_bytes=settings.max_upload_bytes,
+        invites=settings.invite_policy,
     )
     sender = OutboxSender(
         sessions=sessions, channels=by_name, wakeup=engine.outbox_ready, health=engine.health

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.invites import DEVELOPMENT_KEY, InvitePolicy
 
 # Secrets that say they are placeholders, compared without case and punctuation
 # ("ChangeMe", "change_me" and "CHANGE-ME" are all "changeme").
@@ -29,7 +32,7 @@ SECRET_FIELDS = (
 )
 # Development only: invite codes need a key to be hashed with even when none is configured.
 # Production refuses it (it is public), like every placeholder.
-DEVELOPMENT_INVITE_SECRET = "laporham-development-invite-key"  # noqa: S105
+DEVELOPMENT_INVITE_SECRET = DEVELOPMENT_KEY.decode()
 
 
 class Environment(StrEnum):
@@ -95,6 +98,14 @@ class Settings(BaseSettings):
     def invite_key(self) -> bytes:
         """The key of the invite codes' HMAC (development has a public default)."""
         return (self.invite_secret or DEVELOPMENT_INVITE_SECRET).encode()
+
+    @property
+    def invite_policy(self) -> InvitePolicy:
+        return InvitePolicy(
+            key=self.invite_key,
+            max_wrong_tries=self.invite_max_wrong_tries,
+            window=timedelta(minutes=self.invite_window_minutes),
+        )
 
     @property
     def telegram_enabled(self) -> bool:

@@ -65,6 +65,7 @@ from bot.engine.turn import OFFERED_KEY, PROMPT_KEY, PreparedFile, Turn, button_
 from storage import conversation_state, inbox, outbox
 from storage.db import transaction
 from storage.evidence import EvidenceRejected, EvidenceStore, RejectionCode, ingest
+from storage.invites import InvitePolicy
 from storage.models import ChannelIdentity, ConversationState
 from storage.outbox import QueuedMessage
 from storage.types import utcnow
@@ -100,8 +101,10 @@ class Engine:
         evidence_store: EvidenceStore,
         max_upload_bytes: int,
         clock: Callable[[], datetime] = utcnow,
+        invites: InvitePolicy | None = None,
     ) -> None:
         self.sessions = sessions
+        self.invites = invites or InvitePolicy()  # development key unless the app gives one
         self.channels = channels
         self.router = router
         self.wants_file = wants_file
@@ -174,6 +177,7 @@ class Engine:
                 now=now,
                 max_upload_bytes=self.max_upload_bytes,
                 prepared_file=prepared,
+                invites=self.invites,
             )
             await self.router(turn)
             state.updated_at = now

@@ -14,6 +14,7 @@ from bot.engine.channel import Capabilities
 from bot.engine.events import Choice, Inbound, Outgoing, OutText
 from bot.engine.texts import t
 from storage.evidence import RejectionCode, StoredEvidence
+from storage.invites import InvitePolicy
 from storage.models import ChannelIdentity, Contact, ConversationState
 
 PROMPT_KEY = "_prompt"  # the last question asked, repeated when an input does not fit
@@ -50,6 +51,8 @@ class Turn:
     # What a handler reads once and uses several times while handling this one message (a
     # report's answers): each read is a statement, and the memo ends with the turn.
     memo: dict[Hashable, Any] = field(default_factory=dict)
+    # The server's invite-code key and wrong-try limits (handlers/register.py).
+    invites: InvitePolicy = field(default_factory=InvitePolicy)
 
     @property
     def language(self) -> str:
