@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute
 from bot.channels.console import ConsoleChannel
 from bot.engine.channel import Channel, ChannelAdapter
 from bot.engine.dispatch import Engine
+from bot.engine.lanes import Pace
 from bot.http import HttpServer, ServerLimits, build_app
 from bot.settings import Settings
 from handlers.router import route, wants_file
@@ -117,6 +118,7 @@ def telegram_channel(
         webhook_url=settings.telegram_webhook_url,
         webhook_secret=settings.telegram_webhook_secret,
         limits=limits,
+        inbound_pace=inbound_pace(settings),
     )
 
 
@@ -133,7 +135,13 @@ def whatsapp_channel(settings: Settings, store: EvidenceStore) -> WhatsAppChanne
         api_url=settings.whatsapp_api_url,
         evidence_store=store,
         template_language=settings.whatsapp_template_language,
+        inbound_pace=inbound_pace(settings),
     )
+
+
+def inbound_pace(settings: Settings) -> Pace:
+    """How fast one sender's messages are handled once past their burst (docs/operations.md)."""
+    return Pace(burst=settings.inbound_burst, per_minute=settings.inbound_per_minute)
 
 
 async def run_console(settings: Settings, *, input_stream: TextIO | None = None) -> None:

@@ -21,10 +21,11 @@ from bot.channels.telegram.inbound import (
     parse_update,
     translate,
 )
-from bot.channels.telegram.lanes import Lanes
 from bot.channels.telegram.outbound import MAX_TEXT, Limits, Outbound
 from bot.engine.channel import Capabilities, Channel, PermanentSendError
 from bot.engine.events import ContactShared, FileReceived, Inbound, Outgoing, OutText
+from bot.engine.health import Health
+from bot.engine.lanes import Lanes, Pace
 from storage.evidence import EvidenceStore
 
 if TYPE_CHECKING:  # the engine is only called, never built, here
@@ -56,6 +57,7 @@ class TelegramChannel:
         poll_timeout: int = transport.POLL_TIMEOUT,
         limits: Limits | None = None,
         download_timeout: float = media.DOWNLOAD_TIMEOUT,
+        inbound_pace: Pace | None = None,
     ) -> None:
         self.api = BotApi(token, api_url)
         self.store = store
@@ -67,7 +69,8 @@ class TelegramChannel:
         self.download_timeout = download_timeout
         self.out = Outbound(self.api, limits or Limits())
         self._background: set[asyncio.Task[None]] = set()
-        self._lanes = Lanes(self._spawn)
+        # One lane per user; a user flooding the bot is handled at inbound_pace (bot/engine/lanes).
+        self._lanes = Lanes(self._spawn, pace=inbound_pace or Pace(), label="telegram")
 
     # ------------------------------------------------------------------ sending
 
@@ -111,7 +114,8 @@ class TelegramChannel:
         async def keep(update: Update, payload: Json) -> None:
             await self.keep(update, payload, engine)
 
-        await transport.poll(self.api, keep, poll_timeout=self.poll_timeout, health=engine.health)
+        health = engine.health if engine is not None else Health()  # tests poll engine-less
+        await transport.poll(self.api, keep, poll_timeout=self.poll_timeout, health=health)
 
     async def keep(self, update: Update, payload: Json, engine: Engine) -> None:
         """Store the update in the inbox, then handle it in its user's lane, in the
