@@ -8,6 +8,7 @@ stateDiagram-v2
     AskContact --> Registered: own contact shared, number imported
     AskContact --> AskContact: someone else's contact / unknown number / bad code (explained)
     AskContact --> Registered: /daftar KODE with a valid, unused, unexpired invite
+    AskContact --> AskContact: 5 wrong codes in an hour (sender or code): told when to retry
     Registered --> [*]: welcome naming office, region, role and what they can do
 ```
 
