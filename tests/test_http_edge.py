@@ -256,3 +256,45 @@ async def test_healthz_reports_a_database_outage_with_503_and_logs_it_once(
     assert len(changes) == 4, changes  # database down, telegram down, telegram up, database up
     assert changes[0].startswith("database down: ")
     assert changes[-1].startswith("database recovered after ") and "(26 failed" in changes[-1]
+
+
+async def test_webhooks_during_a_database_outage_get_503_and_one_log_line(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Meta delivers again after a 503: nothing is lost, and 20 webhooks during the outage
+    write one line, not 20 tracebacks."""
+    caplog.set_level(logging.INFO)
+    async with FakeGraphAPI(token=TOKEN, phone_number_id=PNID) as api:
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            whatsapp_token=TOKEN,
+            whatsapp_phone_number_id=PNID,
+            whatsapp_app_secret=SECRET,
+            whatsapp_api_url=api.url,
+            database_url=DEAD_DATABASE,
+            data_dir=data_dir,
+            http_port=0,
+        )
+        adapter = whatsapp_channel(settings, evidence_store(settings))
+        app = build(settings, [adapter])
+        http = http_server(app, adapter.routes(app.engine))
+        await http.start()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http.port}") as client:
+                statuses = []
+                for n in range(20):
+                    body = wp.encode(wp.text_message(OUTSIDER, f"halo {n}"))
+                    headers = wp.signed_headers(body, SECRET)
+                    response = await client.post(WEBHOOK_PATH, content=body, headers=headers)
+                    statuses.append(response.status_code)
+                health = await client.get("/healthz")
+        finally:
+            await adapter.close()
+            await http.stop()
+            await app.close()
+    assert statuses == [503] * 20
+    assert health.status_code == 503 and DATABASE in health.json()["failing"]
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert lines[0].getMessage().startswith("database down: WhatsApp webhook not stored: ")
+    assert "Traceback" not in caplog.text

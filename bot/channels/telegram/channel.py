@@ -99,7 +99,11 @@ class TelegramChannel:
         async def keep(update: Update, payload: Json) -> None:
             await self.keep(update, payload, engine)
 
-        return [transport.webhook_route(self.api, secret=self.webhook_secret, keep=keep)]
+        return [
+            transport.webhook_route(
+                self.api, secret=self.webhook_secret, keep=keep, health=engine.health
+            )
+        ]
 
     async def start(self, engine: Engine) -> None:
         """Check the token, then register the webhook, or drop any for long polling."""

@@ -151,7 +151,7 @@ async def _keep_batch(batch: Iterable[Received], keep: Keep) -> None:
         await keep(received.update, received.payload)
 
 
-def webhook_route(api: BotApi, *, secret: str, keep: Keep) -> Route:
+def webhook_route(api: BotApi, *, secret: str, keep: Keep, health: Health) -> Route:
     """POST /telegram/webhook: checks the secret header, has the update kept (in the inbox,
     handled in the background), then answers 200."""
 
@@ -170,7 +170,12 @@ def webhook_route(api: BotApi, *, secret: str, keep: Keep) -> Route:
         if update is None:
             return Response(status_code=200)  # Telegram re-sending it would not help
         # Kept in the inbox before the 200: if we die now, replay_stored handles it later.
-        await keep(update, payload)
+        try:
+            await keep(update, payload)
+        except Exception as error:  # the database is away: Telegram delivers it again later
+            health.failing(DATABASE, f"Telegram webhook not stored: {short_reason(error)}")
+            return Response(status_code=503)
+        health.ok(DATABASE)
         return Response(status_code=200)
 
     return Route(WEBHOOK_PATH, webhook, methods=["POST"])

@@ -27,6 +27,7 @@ from bot.channels.whatsapp.errors import short_key
 from bot.channels.whatsapp.payloads import Notification, Status
 from bot.engine.channel import Channel
 from bot.engine.events import Inbound
+from bot.engine.health import DATABASE, short_reason
 from bot.engine.lanes import Lanes, Pace, Sleep
 
 if TYPE_CHECKING:
@@ -142,12 +143,17 @@ class Webhook:
         if note.object != "whatsapp_business_account":
             return PlainTextResponse("ok")
         events, statuses = inbound.collect(note, self.phone_number_id)
-        for event in events:
-            self._seen(event.chat_id, event.received_at)
-            # Stored first: a message in the inbox survives a crash before it is handled.
-            if await engine.store_raw(Channel.whatsapp, event.message_id, event.raw):
-                self._lanes.submit(event.user_key, partial(self._handle, engine, event))
-        await self._receipts(engine, statuses)
+        try:
+            for event in events:
+                self._seen(event.chat_id, event.received_at)
+                # Stored first: a message in the inbox survives a crash before it is handled.
+                if await engine.store_raw(Channel.whatsapp, event.message_id, event.raw):
+                    self._lanes.submit(event.user_key, partial(self._handle, engine, event))
+            await self._receipts(engine, statuses)
+        except Exception as error:  # the database is away: Meta delivers it again later
+            engine.health.failing(DATABASE, f"WhatsApp webhook not stored: {short_reason(error)}")
+            return PlainTextResponse("Try again later", status_code=503)
+        engine.health.ok(DATABASE)
         return PlainTextResponse("ok")
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
