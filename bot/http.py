@@ -47,6 +47,9 @@ class ServerLimits:
     max_head_bytes: int = 16 * 1024  # request line and headers (h11)
     max_body_bytes: int = 1024 * 1024
     body_seconds: float = 10.0  # the whole body must have arrived by then: else 408
+    # Bodies are read before a route checks the sender: all of them together may hold this
+    # much memory; a body that would go past it gets 503 (max_connections x max_body is more).
+    max_buffered_bytes: int = 64 * 1024 * 1024
     backlog: int = 512
 
 
@@ -114,16 +117,22 @@ def install_quiet_repeats(*, interval: float = 60.0) -> QuietRepeats:
     return quiet
 
 
+class OverBudget(Exception):
+    """Reading this body would take the bodies held now past ServerLimits.max_buffered_bytes."""
+
+
 class BoundedBody:
     """ASGI middleware: a request body is read whole before the route runs, within a size and
     a time limit, so a client trickling bytes holds a connection for `body_seconds` at most.
     413 past the size, 408 past the time; a client that disconnects mid-body gets one log line
     (the route never runs, so there is no traceback). The route then reads the buffered body."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, seconds: float) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, seconds: float, max_buffered: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.seconds = seconds
+        self.max_buffered = max_buffered
+        self.buffered = 0  # bytes of bodies held now, all requests together
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
@@ -133,12 +142,23 @@ class BoundedBody:
         if declared is not None and declared > self.max_bytes:
             await _plain(send, 413, b"Payload too large")
             return
+        held = [0]  # this request's share of `buffered`, given back whatever happens
+        try:
+            await self._bounded(scope, receive, send, held)
+        finally:
+            self.buffered -= held[0]
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send, held: list[int]) -> None:
         try:
             async with asyncio.timeout(self.seconds):
-                body = await self._read(receive)
+                body = await self._read(receive, held)
         except TimeoutError:
             log.warning("request body too slow on %s: cut after %s s", scope["path"], self.seconds)
             await _plain(send, 408, b"Request body too slow")
+            return
+        except OverBudget:
+            log.warning("request bodies over their memory budget: %s refused", scope["path"])
+            await _plain(send, 503, b"Busy, try again")
             return
         if body is None:
             log.warning("client disconnected mid-body on %s", scope["path"])
@@ -148,8 +168,9 @@ class BoundedBody:
             return
         await self.app(scope, _replay(body, receive), send)
 
-    async def _read(self, receive: Receive) -> bytes | None:
-        """The whole body; None if the client went away first. Reading stops past the limit."""
+    async def _read(self, receive: Receive, held: list[int]) -> bytes | None:
+        """The whole body; None if the client went away first. Reading stops past the limit;
+        OverBudget when the bodies held by all requests would go past their budget."""
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -157,6 +178,10 @@ class BoundedBody:
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
+            if self.buffered + len(chunk) > self.max_buffered:
+                raise OverBudget
+            self.buffered += len(chunk)
+            held[0] += len(chunk)
             size += len(chunk)
             chunks.append(chunk)
             if size > self.max_bytes or not message.get("more_body", False):
@@ -227,7 +252,12 @@ def build_app(
     limits = limits or ServerLimits()
     healthz = healthz_endpoint(health or Health(), database_check)
     app = Starlette(routes=[Route("/healthz", healthz), *routes])
-    return BoundedBody(app, max_bytes=limits.max_body_bytes, seconds=limits.body_seconds)
+    return BoundedBody(
+        app,
+        max_bytes=limits.max_body_bytes,
+        seconds=limits.body_seconds,
+        max_buffered=limits.max_buffered_bytes,
+    )
 
 
 def raise_open_files_limit(wanted: int) -> None:

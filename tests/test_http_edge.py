@@ -17,11 +17,14 @@ import pytest
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from bot.app import App, build, evidence_store, http_server, whatsapp_channel
 from bot.channels.whatsapp import WEBHOOK_PATH
 from bot.engine.health import DATABASE, Health
-from bot.http import HttpServer, build_app, install_quiet_repeats
+from bot.http import BoundedBody, HttpServer, ServerLimits, build_app, install_quiet_repeats
 from bot.settings import Settings
 from storage.db import create_engine, ping
 from storage.models import InboxMessage
@@ -298,3 +301,37 @@ async def test_webhooks_during_a_database_outage_get_503_and_one_log_line(
     assert len(lines) == 1, [r.getMessage() for r in lines]
     assert lines[0].getMessage().startswith("database down: WhatsApp webhook not stored: ")
     assert "Traceback" not in caplog.text
+
+
+async def test_bodies_held_at_once_stay_within_their_memory_budget(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Bodies are read before a route can check who sent them: together they may hold at most
+    `max_buffered_bytes`; past it a request gets 503 (and the held bytes are given back)."""
+    caplog.set_level(logging.WARNING)
+
+    async def echo(request: Request) -> Response:
+        return Response(str(len(await request.body())))
+
+    limits = ServerLimits(max_body_bytes=200_000, max_buffered_bytes=100_000)
+    app = build_app([Route("/echo", echo, methods=["POST"])], limits=limits)
+    assert isinstance(app, BoundedBody)
+    server = HttpServer(app, host="127.0.0.1", port=0, limits=limits)
+    await server.start()
+    try:
+        _reader, holder = await asyncio.open_connection("127.0.0.1", server.port)
+        holder.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 150000\r\n\r\n")
+        holder.write(b"x" * 90_000)  # held, waiting for the rest
+        await holder.drain()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            await until(lambda: app.buffered >= 90_000)  # the holder's part is in memory
+            refused = await client.post("/echo", content=b"y" * 50_000)
+            assert refused.status_code == 503
+            await close_all([holder])
+            await until(lambda: any("mid-body" in r.getMessage() for r in caplog.records))
+            accepted = await client.post("/echo", content=b"y" * 50_000)
+            assert accepted.status_code == 200 and accepted.text == "50000"
+    finally:
+        await server.stop()
+    assert app.buffered == 0
+    assert any("over their memory budget" in r.getMessage() for r in caplog.records)
