@@ -76,10 +76,11 @@ async def connect(api: BotApi, *, webhook_url: str | None, secret: str) -> None:
     log.info("Telegram long polling as @%s", bot.username)
 
 
-async def poll(api: BotApi, keep: Keep, *, poll_timeout: int, health: Health) -> None:
+async def poll(api: BotApi, keep: Keep, *, poll_timeout: int, health: Health | None = None) -> None:
     """Fetch, keep, confirm, until cancelled. Handling goes on in the background, so the
     next getUpdates never waits for a download or a slow turn. An outage (Telegram's or the
     database's) is reported to `health`: one log line when it starts, one when it ends."""
+    health = health or Health()
     offset: int | None = None
     failures = 0
     while True:
