@@ -136,6 +136,7 @@ def product_settings(args: argparse.Namespace) -> Settings:
         whatsapp_app_secret=APP_SECRET,
         whatsapp_verify_token="surge-verify-token-0123456789",
         whatsapp_api_url=args.graph_api_url,
+        invite_secret="surge-invite-key-0123456789abcdef",
     )
 
 

@@ -11,22 +11,25 @@ import signal
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.routing import BaseRoute
 
 from bot.channels.console import ConsoleChannel
 from bot.engine.channel import Channel, ChannelAdapter, ExclusiveReceiver, KeepsClosedWindows
 from bot.engine.dispatch import Engine
+from bot.engine.lanes import Pace
 from bot.engine.windows import StoredClosedWindows
-from bot.http import HttpServer, build_app
+from bot.http import HttpServer, ServerLimits, build_app
 from bot.settings import Settings
 from handlers.router import route, wants_file
 from scheduler.jobs import build_scheduler, scheduled_jobs
 from scheduler.leases import DatabaseLease
 from scheduler.outbox import OutboxSender
-from storage.db import create_engine, session_factory, transaction
+from storage.db import create_engine, ping, session_factory, transaction
 from storage.evidence import EvidenceStore, LocalEvidenceStore
 from storage.files import private_directory
 from storage.identities import find_contact_by_phone
@@ -92,8 +95,11 @@ def build(settings: Settings, channels: list[ChannelAdapter] | None = None) -> A
         wants_file=wants_file,
         evidence_store=evidence_store(settings),
         max_upload_bytes=settings.max_upload_bytes,
+        invites=settings.invite_policy,
     )
-    sender = OutboxSender(sessions=sessions, channels=by_name, wakeup=engine.outbox_ready)
+    sender = OutboxSender(
+        sessions=sessions, channels=by_name, wakeup=engine.outbox_ready, health=engine.health
+    )
     engine.hand_off = sender  # used only while sender.run() is running
     app = App(settings, db, sessions, engine, sender, by_name)
     give_channels_their_storage(app)
@@ -162,6 +168,7 @@ def telegram_channel(
         webhook_url=settings.telegram_webhook_url,
         webhook_secret=settings.telegram_webhook_secret,
         limits=limits or Limits(overall_per_second=settings.telegram_messages_per_second),
+        inbound_pace=inbound_pace(settings),
     )
 
 
@@ -179,7 +186,13 @@ def whatsapp_channel(settings: Settings, store: EvidenceStore) -> WhatsAppChanne
         evidence_store=store,
         template_language=settings.whatsapp_template_language,
         template_languages={"en": settings.whatsapp_template_language_en},
+        inbound_pace=inbound_pace(settings),
     )
+
+
+def inbound_pace(settings: Settings) -> Pace:
+    """How fast one sender's messages are handled once past their burst (docs/operations.md)."""
+    return Pace(burst=settings.inbound_burst, per_minute=settings.inbound_per_minute)
 
 
 async def run_console(settings: Settings, *, input_stream: TextIO | None = None) -> None:
@@ -197,6 +210,23 @@ async def run_console(settings: Settings, *, input_stream: TextIO | None = None)
         )
     finally:
         await app.close()
+
+
+def http_limits(settings: Settings) -> ServerLimits:
+    return ServerLimits(
+        max_connections=settings.http_max_connections,
+        keep_alive_seconds=settings.http_keep_alive_seconds,
+        body_seconds=settings.http_body_timeout_seconds,
+    )
+
+
+def http_server(app: App, routes: list[BaseRoute]) -> HttpServer:
+    """The HTTP server with /healthz watching this app's database and parts."""
+    limits = http_limits(app.settings)
+    asgi = build_app(
+        routes, health=app.engine.health, database_check=partial(ping, app.db), limits=limits
+    )
+    return HttpServer(asgi, host=app.settings.http_host, port=app.settings.http_port, limits=limits)
 
 
 async def console_greeting(sessions: async_sessionmaker[AsyncSession]) -> str:
@@ -232,7 +262,7 @@ async def run_channels(
     stop = stop or asyncio.Event()
     app = build(settings, channels)
     routes = [route for adapter in channels for route in adapter.routes(app.engine)]
-    http = HttpServer(build_app(routes), host=settings.http_host, port=settings.http_port)
+    http = http_server(app, routes)
     try:
         await http.start()
     except OSError as error:  # the port is taken, or not ours to take

@@ -264,6 +264,7 @@ def invite_create(
                     role=parsed,
                     region_code=region,
                     office_code=office,
+                    key=settings.invite_key,
                     name=name,
                     valid_for=timedelta(days=days),
                 ),

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.invites import DEVELOPMENT_KEY, InvitePolicy
 
 # Secrets that say they are placeholders, compared without case and punctuation
 # ("ChangeMe", "change_me" and "CHANGE-ME" are all "changeme").
@@ -25,7 +28,11 @@ SECRET_FIELDS = (
     "whatsapp_token",
     "whatsapp_app_secret",
     "whatsapp_verify_token",
+    "invite_secret",
 )
+# Development only: invite codes need a key to be hashed with even when none is configured.
+# Production refuses it (it is public), like every placeholder.
+DEVELOPMENT_INVITE_SECRET = DEVELOPMENT_KEY.decode()
 
 
 class Environment(StrEnum):
@@ -70,6 +77,18 @@ class Settings(BaseSettings):
     # what recognises the redelivery.
     retention_days: int = Field(default=90, ge=8, le=3650)
 
+    # The public edge (docs/operations.md): HTTP limits, invite tries, inbound pace per sender.
+    http_max_connections: int = Field(default=500, ge=10, le=100_000)
+    http_keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    http_body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Keys the invite codes' hashes (HMAC-SHA256); changing it voids unredeemed codes.
+    invite_secret: str | None = None
+    invite_max_wrong_tries: int = Field(default=5, ge=1, le=1000)  # per sender and per code
+    invite_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    # A sender's messages beyond the burst are handled at this pace (none is dropped).
+    inbound_burst: int = Field(default=20, ge=1, le=10_000)
+    inbound_per_minute: float = Field(default=30.0, gt=0, le=60_000)
+
     @model_validator(mode="after")
     def _production_is_complete_and_secret(self) -> Settings:
         if self.environment is Environment.development:
@@ -86,6 +105,19 @@ class Settings(BaseSettings):
     @property
     def evidence_dir(self) -> Path:
         return self.data_dir / "evidence"
+
+    @property
+    def invite_key(self) -> bytes:
+        """The key of the invite codes' HMAC (development has a public default)."""
+        return (self.invite_secret or DEVELOPMENT_INVITE_SECRET).encode()
+
+    @property
+    def invite_policy(self) -> InvitePolicy:
+        return InvitePolicy(
+            key=self.invite_key,
+            max_wrong_tries=self.invite_max_wrong_tries,
+            window=timedelta(minutes=self.invite_window_minutes),
+        )
 
     @property
     def telegram_enabled(self) -> bool:
@@ -109,6 +141,15 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append(
             "LAPORHAM_WHATSAPP_APP_SECRET is empty: every WhatsApp webhook would be refused; "
             "copy the app secret from Meta's app settings"
+        )
+    if not settings.invite_secret:
+        problems.append(
+            "LAPORHAM_INVITE_SECRET is unset: invite codes need a secret key of their own "
+            "(at least 16 random characters, e.g. `openssl rand -hex 32`)"
+        )
+    elif settings.invite_secret.strip() == DEVELOPMENT_INVITE_SECRET:
+        problems.append(
+            "LAPORHAM_INVITE_SECRET is the public development key: set a secret of your own"
         )
     for name in SECRET_FIELDS:
         value = getattr(settings, name)

@@ -8,6 +8,7 @@ stateDiagram-v2
     AskContact --> Registered: own contact shared, number imported
     AskContact --> AskContact: someone else's contact / unknown number / bad code (explained)
     AskContact --> Registered: /daftar KODE with a valid, unused, unexpired invite
+    AskContact --> AskContact: 5 wrong codes in an hour (sender or code): told when to retry
     Registered --> [*]: welcome naming office, region, role and what they can do
 ```
 
@@ -21,6 +22,8 @@ deactivate the contact if it was not expected.
 
 from __future__ import annotations
 
+import logging
+import math
 from enum import StrEnum
 
 from bot.engine.events import CommandReceived, ContactShared, OutText, outgoing_to_payload
@@ -28,10 +31,11 @@ from bot.engine.texts import t
 from bot.engine.turn import Turn
 from handlers.help import role_help
 from handlers.scope import role_label, scope_label
-from storage import identities, outbox
-from storage.invites import redeem_invite
+from storage import identities, invites, outbox
 from storage.models import Contact
 from storage.phones import InvalidPhone, normalise_phone, whatsapp_id_to_phone
+
+log = logging.getLogger(__name__)
 
 FLOW = "register"
 
@@ -119,21 +123,57 @@ def _is_senders_number(turn: Turn, shared: str) -> bool:
 
 
 async def redeem(turn: Turn, code: str) -> None:
+    """A code tried: refused unchecked while the sender or the code is throttled (too many
+    wrong tries in the window), counted when wrong. Every refusal is one log line, naming
+    neither the code nor the number."""
     if turn.contact is not None:
         turn.say("register.already", name=turn.contact.name)
         return
-    contact = await redeem_invite(
+    event, policy = turn.event, turn.invites
+    sender = f"{event.channel}:{event.user_key}"
+    refused = await invites.throttled(
+        session=turn.session, policy=policy, sender=sender, code=code, now=turn.now
+    )
+    if refused is not None:
+        log.warning(
+            "invite refused: %s %s throttled by %s until %s",
+            event.channel,
+            short_key(event.user_key),
+            refused.by,
+            f"{refused.until:%H:%M} UTC",
+        )
+        minutes = max(1, math.ceil((refused.until - turn.now).total_seconds() / 60))
+        turn.say("register.code_throttled", minutes=minutes)
+        turn.goto(FLOW, Step.ask_contact)
+        return
+    contact = await invites.redeem_invite(
         session=turn.session,
         code=code,
-        name=turn.event.display_name or "Pengguna",
+        key=policy.key,
+        name=event.display_name or "Pengguna",
         language=turn.language,
         now=turn.now,
     )
     if contact is None:
+        tries = await invites.record_wrong_try(
+            session=turn.session, policy=policy, sender=sender, code=code, now=turn.now
+        )
+        log.warning(
+            "invite refused: %s %s wrong code (%d of %d in the window)",
+            event.channel,
+            short_key(event.user_key),
+            tries,
+            policy.max_wrong_tries,
+        )
         turn.say("register.bad_code")
         ask_contact(turn)
         return
     await _link(turn, contact)
+
+
+def short_key(user_key: str) -> str:
+    """How a log line names a user: never their whole id or phone number."""
+    return f"…{user_key[-4:]}"
 
 
 async def _link(turn: Turn, contact: Contact) -> None:

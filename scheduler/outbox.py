@@ -75,6 +75,7 @@ from bot.engine.channel import (
     send_priority,
 )
 from bot.engine.events import outgoing_from_payload
+from bot.engine.health import DATABASE, Health, short_reason
 from storage import identities, outbox
 from storage.db import transaction
 from storage.models import OutboxStatus
@@ -131,8 +132,10 @@ class OutboxSender:
         lease: timedelta = outbox.CLAIM_LEASE,
         max_in_flight: int = MAX_IN_FLIGHT,
         stop_grace: float = 5.0,
+        health: Health | None = None,
     ) -> None:
         self.sessions = sessions
+        self.health = health or Health()  # a database outage is logged once, not every cycle
         self.channels = channels
         self.wakeup = wakeup or asyncio.Event()
         self.clock = clock
@@ -185,12 +188,13 @@ class OutboxSender:
                 self._changed.clear()
                 try:
                     claimed = await self._cycle(claim=claim)
-                except Exception:
+                except Exception as error:
                     # The database is down or locked: keep the outcomes, try again shortly.
-                    log.exception("outbox cycle failed; retrying in %s s", POLL_SECONDS)
+                    self.health.failing(DATABASE, f"outbox cycle failed: {short_reason(error)}")
                     await self._pause(POLL_SECONDS)
                     claim = True
                     continue
+                self.health.ok(DATABASE)
                 if claimed >= self.batch_size and self._room() > 0:
                     continue  # more may be due right now
                 claim = await self._wait()

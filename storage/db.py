@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -111,6 +111,12 @@ def create_engine(
     event.listen(engine.sync_engine, "connect", connect)
     event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raises unless the database answers a trivial query (/healthz; the caller bounds the time)."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

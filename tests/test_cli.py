@@ -552,6 +552,7 @@ def test_production_without_a_channel_and_with_weak_secrets_refuses_to_start(
     """Hardening issue, item 14: one clear line per problem, no console channel, no traceback."""
     cli_env["LAPORHAM_ENVIRONMENT"] = "production"
     cli_env["LAPORHAM_TELEGRAM_WEBHOOK_SECRET"] = "ChangeMe"
+    cli_env["LAPORHAM_INVITE_SECRET"] = "a-real-invite-key-0123456789abcdef"
     result = laporham("run")
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr

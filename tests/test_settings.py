@@ -33,7 +33,11 @@ def test_every_setting_is_documented_in_env_example() -> None:
 GOOD_TELEGRAM = "7012345678:AAH3kq9ZpX4mN2vB8cD5eF1gH7jK0lM3nQ"
 
 
+GOOD_INVITE_SECRET = "f3b9c2a7e1d84c6b9a0f5e2d7c1b8a43"
+
+
 def production(**values: str) -> Settings:
+    values.setdefault("invite_secret", GOOD_INVITE_SECRET)
     return Settings(_env_file=None, environment="production", **values)  # type: ignore[arg-type]
 
 
@@ -82,3 +86,10 @@ def test_every_problem_is_its_own_line() -> None:
     assert "LAPORHAM_WHATSAPP_APP_SECRET is empty" in lines[0]
     assert "LAPORHAM_WHATSAPP_TOKEN still holds a placeholder" in lines[1]
     assert "LAPORHAM_WHATSAPP_VERIFY_TOKEN is too short" in lines[2]
+
+
+@pytest.mark.parametrize("secret", [None, "changeme", "short", "laporham-development-invite-key"])
+def test_production_refuses_a_missing_or_weak_invite_secret(secret: str | None) -> None:
+    """Hardening issue #13, item 2: invite codes are keyed with a secret of the server's own."""
+    with pytest.raises(ValidationError, match="LAPORHAM_INVITE_SECRET"):
+        production(telegram_token=GOOD_TELEGRAM, invite_secret=secret)  # type: ignore[arg-type]

@@ -72,6 +72,7 @@ from bot.engine.events import (
     TextReceived,
     outgoing_to_payload,
 )
+from bot.engine.health import Health
 from bot.engine.render import coalesce, fit
 from bot.engine.text_input import clean_event
 from bot.engine.texts import t
@@ -86,6 +87,7 @@ from bot.engine.turn import (
 from storage import conversation_state, inbox, outbox
 from storage.db import is_transient, transaction
 from storage.evidence import EvidenceRejected, EvidenceStore, RejectionCode, ingest
+from storage.invites import InvitePolicy
 from storage.models import ChannelIdentity, ConversationState
 from storage.outbox import QueuedMessage
 from storage.types import utcnow
@@ -131,8 +133,10 @@ class Engine:
         clock: Callable[[], datetime] = utcnow,
         retry_delays: Sequence[float] = TRANSIENT_RETRY_DELAYS,
         sleep: Sleep = asyncio.sleep,
+        invites: InvitePolicy | None = None,
     ) -> None:
         self.sessions = sessions
+        self.invites = invites or InvitePolicy()  # development key unless the app gives one
         self.channels = channels
         self.router = router
         self.wants_file = wants_file
@@ -142,6 +146,8 @@ class Engine:
         self.retry_delays = tuple(retry_delays)
         self.sleep = sleep
         self.outbox_ready = asyncio.Event()
+        # What is failing now, for /healthz; loops report here so an outage logs once.
+        self.health = Health()
         # The running outbox sender, when there is one: replies can skip its claim (see _enqueue).
         self.hand_off: OutboxHandOff | None = None
         # Events of one user are handled one at a time (album items arrive together).
@@ -229,6 +235,7 @@ class Engine:
                 max_upload_bytes=self.max_upload_bytes,
                 prepared_file=prepared,
                 evidence_store=self.evidence_store,
+                invites=self.invites,
             )
             await self.router(turn)
             state.updated_at = now

@@ -14,6 +14,7 @@ from bot.engine.channel import Capabilities
 from bot.engine.events import Choice, Inbound, Outgoing, OutText
 from bot.engine.texts import t
 from storage.evidence import EvidenceStore, RejectionCode, StoredEvidence
+from storage.invites import InvitePolicy
 from storage.models import ChannelIdentity, Contact, ConversationState
 
 PROMPT_KEY = "_prompt"  # the last question asked, repeated when an input does not fit
@@ -60,6 +61,8 @@ class Turn:
     memo: dict[Hashable, Any] = field(default_factory=dict)
     # Where a handler puts a file it made (a recap chart, a workbook) for an OutFile to carry.
     evidence_store: EvidenceStore | None = None
+    # The server's invite-code key and wrong-try limits (handlers/register.py).
+    invites: InvitePolicy = field(default_factory=InvitePolicy)
 
     @property
     def language(self) -> str:

@@ -23,7 +23,15 @@ from storage.models.enums import (
     SubmissionStatus,
 )
 from storage.models.messaging import ConversationState, InboxMessage, OutboxMessage
-from storage.models.people import TIMEZONES, ChannelIdentity, Contact, InviteCode, Office, Region
+from storage.models.people import (
+    TIMEZONES,
+    ChannelIdentity,
+    Contact,
+    InviteAttempt,
+    InviteCode,
+    Office,
+    Region,
+)
 from storage.models.reports import (
     Answer,
     AuditLog,
@@ -51,6 +59,7 @@ __all__ = [
     "EvidenceRequirement",
     "InboxMessage",
     "InboxStatus",
+    "InviteAttempt",
     "InviteCode",
     "Lease",
     "Measure",

@@ -76,12 +76,15 @@ class ChannelIdentity(SQLModel, table=True):
 
 
 class InviteCode(SQLModel, table=True):
-    """A single-use, expiring registration code. Only its SHA-256 is stored."""
+    """A single-use, expiring registration code. Only its keyed hash (HMAC-SHA256 with
+    LAPORHAM_INVITE_SECRET) is stored; rows from before keying (`keyed` false) hold a bare
+    SHA-256 and are honoured until they expire (storage/invites.py)."""
 
     __tablename__ = "invite_code"
 
     id: int | None = Field(default=None, primary_key=True)
     code_hash: str = Field(max_length=64, unique=True)
+    keyed: bool = Field(default=True, sa_column_kwargs={"server_default": sa.false()})
     role: Role = Field(sa_type=enum_type(Role))
     region_id: int | None = Field(default=None, foreign_key="region.id", ondelete="CASCADE")
     office_id: int | None = Field(default=None, foreign_key="office.id", ondelete="CASCADE")
@@ -90,3 +93,20 @@ class InviteCode(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     used_by_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class InviteAttempt(SQLModel, table=True):
+    """A wrong invite code tried: who tried (a keyed hash of channel and user) and which code
+    (a keyed hash of it), never the code or the number themselves. Counted per sender and per
+    code over the throttle window (storage/invites.py)."""
+
+    __tablename__ = "invite_attempt"
+    __table_args__ = (
+        sa.Index("ix_invite_attempt_sender", "sender_key", "attempted_at"),
+        sa.Index("ix_invite_attempt_code", "code_key", "attempted_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    sender_key: str = Field(max_length=64)
+    code_key: str = Field(max_length=64)
+    attempted_at: datetime = Field(sa_type=UTCDateTime)

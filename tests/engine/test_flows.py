@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlmodel import select
 
 from bot.engine.channel import Capabilities
-from storage.invites import create_invite
+from storage.invites import InvitePolicy, create_invite
 from storage.models import (
     EvidenceFile,
     Period,
@@ -115,6 +115,7 @@ async def test_register_with_an_invite_code_once(sessions, data_dir) -> None:
             role=Role.focal_point,
             region_code=world.region.code,
             office_code=world.office.code,
+            key=InvitePolicy().key,
             name="Andi Pratama",
         )
         await session.commit()

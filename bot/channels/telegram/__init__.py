@@ -31,7 +31,7 @@ One home per concern:
 - inbound.py: update -> engine event (pure functions);
 - outbound.py: texts, keyboards, splitting, rate limits, PTB errors as SendErrors;
 - transport.py: start-up, long polling and the webhook route (receiving);
-- lanes.py: one background lane per user (each user's updates in order, users apart);
+- (bot/engine/lanes.py): one background lane per user (each user's updates in order, users apart);
 - media.py: downloads (getFile) and photos/documents sent.
 """
 

@@ -21,10 +21,10 @@ from bot.channels.telegram.inbound import (
     parse_update,
     translate,
 )
-from bot.channels.telegram.lanes import Lanes
 from bot.channels.telegram.outbound import MAX_TEXT, Limits, Outbound
 from bot.engine.channel import Capabilities, Channel, Lease, PermanentSendError
 from bot.engine.events import ContactShared, FileReceived, Inbound, Outgoing, OutText
+from bot.engine.lanes import Lanes, Pace
 from storage.evidence import EvidenceStore
 
 if TYPE_CHECKING:  # the engine is only called, never built, here
@@ -56,6 +56,7 @@ class TelegramChannel:
         poll_timeout: int = transport.POLL_TIMEOUT,
         limits: Limits | None = None,
         download_timeout: float = media.DOWNLOAD_TIMEOUT,
+        inbound_pace: Pace | None = None,
     ) -> None:
         self.api = BotApi(token, api_url)
         self.store = store
@@ -67,7 +68,8 @@ class TelegramChannel:
         self.download_timeout = download_timeout
         self.out = Outbound(self.api, limits or Limits())
         self._background: set[asyncio.Task[None]] = set()
-        self._lanes = Lanes(self._spawn)
+        # One lane per user; a user flooding the bot is handled at inbound_pace (bot/engine/lanes).
+        self._lanes = Lanes(self._spawn, pace=inbound_pace or Pace(), label="telegram")
         # Given by the composition root when several processes may share the token.
         self._poll_lease: Lease | None = None
 
@@ -98,7 +100,11 @@ class TelegramChannel:
         async def keep(update: Update, payload: Json) -> None:
             await self.keep(update, payload, engine)
 
-        return [transport.webhook_route(self.api, secret=self.webhook_secret, keep=keep)]
+        return [
+            transport.webhook_route(
+                self.api, secret=self.webhook_secret, keep=keep, health=engine.health
+            )
+        ]
 
     async def start(self, engine: Engine) -> None:
         """Check the token, then register the webhook, or drop any for long polling."""
@@ -113,11 +119,12 @@ class TelegramChannel:
         async def keep(update: Update, payload: Json) -> None:
             await self.keep(update, payload, engine)
 
+        health = engine.health if engine is not None else None  # tests poll engine-less
         if self._poll_lease is None:
-            await transport.poll(self.api, keep, poll_timeout=self.poll_timeout)
+            await transport.poll(self.api, keep, poll_timeout=self.poll_timeout, health=health)
             return
         await transport.poll_when_elected(
-            self.api, keep, poll_timeout=self.poll_timeout, lease=self._poll_lease
+            self.api, keep, poll_timeout=self.poll_timeout, lease=self._poll_lease, health=health
         )
 
     def receiver_lease_name(self) -> str | None:

@@ -27,6 +27,9 @@ from telegram.error import (
 from bot.channels.telegram.client import BotApi, Json
 from bot.channels.telegram.inbound import ALLOWED_UPDATES, parse_update
 from bot.engine.channel import ChannelConfigError, Lease
+from bot.engine.health import DATABASE, Health, short_reason
+
+TELEGRAM = "telegram"  # this channel's part in Health
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +77,11 @@ async def connect(api: BotApi, *, webhook_url: str | None, secret: str) -> None:
     log.info("Telegram long polling as @%s", bot.username)
 
 
-async def poll(api: BotApi, keep: Keep, *, poll_timeout: int) -> None:
+async def poll(api: BotApi, keep: Keep, *, poll_timeout: int, health: Health | None = None) -> None:
     """Fetch, keep, confirm, until cancelled. Handling goes on in the background, so the
-    next getUpdates never waits for a download or a slow turn."""
+    next getUpdates never waits for a download or a slow turn. An outage (Telegram's or the
+    database's) is reported to `health`: one log line when it starts, one when it ends."""
+    health = health or Health()
     offset: int | None = None
     failures = 0
     while True:
@@ -91,14 +96,19 @@ async def poll(api: BotApi, keep: Keep, *, poll_timeout: int) -> None:
         except Exception as error:  # network, 5xx, 409 (another instance polling), bugs
             failures += 1
             hint = " (is another instance using this token?)" if isinstance(error, Conflict) else ""
-            await _pause(failures, f"getUpdates failed: {error}{hint}")
+            health.failing(TELEGRAM, f"getUpdates failed: {short_reason(error)}{hint}")
+            await asyncio.sleep(_delay(failures))
             continue
+        health.ok(TELEGRAM)
         try:
             await _keep_batch(batch, keep)
         except Exception as error:  # the database is away: confirm nothing, fetch it again
             failures += 1
-            await _pause(failures, f"Telegram updates not stored: {error}")
+            health.failing(DATABASE, f"Telegram updates not stored: {short_reason(error)}")
+            await asyncio.sleep(_delay(failures))
             continue
+        if batch:
+            health.ok(DATABASE)
         failures = 0
         if batch:
             # Only now: the next getUpdates confirms the batch, every update of it in the
@@ -107,7 +117,9 @@ async def poll(api: BotApi, keep: Keep, *, poll_timeout: int) -> None:
             offset = batch[-1].update_id + 1
 
 
-async def poll_when_elected(api: BotApi, keep: Keep, *, poll_timeout: int, lease: Lease) -> None:
+async def poll_when_elected(
+    api: BotApi, keep: Keep, *, poll_timeout: int, lease: Lease, health: Health | None = None
+) -> None:
     """Poll only while this process holds the lease: Telegram allows one getUpdates consumer
     per token, and two processes on one database (a deploy overlap, a second worker) would
     fight with 409s. The other process waits and takes over when the lease expires (its holder
@@ -118,7 +130,9 @@ async def poll_when_elected(api: BotApi, keep: Keep, *, poll_timeout: int, lease
             if not await lease.hold():
                 await asyncio.sleep(lease.renew_seconds)
                 continue
-            poller = asyncio.create_task(poll(api, keep, poll_timeout=poll_timeout))
+            poller = asyncio.create_task(
+                poll(api, keep, poll_timeout=poll_timeout, health=health)
+            )
             try:
                 while True:
                     await asyncio.wait([poller], timeout=lease.renew_seconds)
@@ -134,8 +148,12 @@ async def poll_when_elected(api: BotApi, keep: Keep, *, poll_timeout: int, lease
         await lease.release()
 
 
+def _delay(failures: int) -> float:
+    return min(30.0, 0.5 * 2.0**failures)
+
+
 async def _pause(failures: int, reason: str) -> None:
-    delay = min(30.0, 0.5 * 2**failures)
+    delay = _delay(failures)
     log.warning("%s; retrying in %.1f s", reason, delay)
     await asyncio.sleep(delay)
 
@@ -166,7 +184,7 @@ async def _keep_batch(batch: Iterable[Received], keep: Keep) -> None:
         await keep(received.update, received.payload)
 
 
-def webhook_route(api: BotApi, *, secret: str, keep: Keep) -> Route:
+def webhook_route(api: BotApi, *, secret: str, keep: Keep, health: Health) -> Route:
     """POST /telegram/webhook: checks the secret header, has the update kept (in the inbox,
     handled in the background), then answers 200."""
 
@@ -185,7 +203,12 @@ def webhook_route(api: BotApi, *, secret: str, keep: Keep) -> Route:
         if update is None:
             return Response(status_code=200)  # Telegram re-sending it would not help
         # Kept in the inbox before the 200: if we die now, replay_stored handles it later.
-        await keep(update, payload)
+        try:
+            await keep(update, payload)
+        except Exception as error:  # the database is away: Telegram delivers it again later
+            health.failing(DATABASE, f"Telegram webhook not stored: {short_reason(error)}")
+            return Response(status_code=503)
+        health.ok(DATABASE)
         return Response(status_code=200)
 
     return Route(WEBHOOK_PATH, webhook, methods=["POST"])

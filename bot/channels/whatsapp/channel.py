@@ -3,6 +3,7 @@ webhook, inbound translation, outbound sends, media), sharing one HTTP client an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from bot.channels.whatsapp.outbound import Outbound, Pacing, Window
 from bot.channels.whatsapp.transport import Webhook
 from bot.engine.channel import Capabilities, Channel, ClosedWindows, FetchFailed, FileTooLarge
 from bot.engine.events import FileReceived, Inbound, Outgoing
+from bot.engine.lanes import Pace, Sleep
 from storage.evidence import EvidenceStore
 from storage.types import utcnow
 
@@ -61,6 +63,9 @@ class WhatsAppChannel:
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
+        inbound_pace: Pace | None = None,
+        sleep: Sleep = asyncio.sleep,
+        pace_clock: Callable[[], float] | None = None,
     ) -> None:
         """`client` replaces the HTTP client (it must carry the bearer token); `clock` (seconds)
         ages what is remembered, `now` decides the 24-hour window."""
@@ -105,6 +110,9 @@ class WhatsAppChannel:
             handled=self.outbound.mark_read,
             seen=self.window.note_inbound,
             max_concurrent_handling=max_concurrent_handling,
+            inbound_pace=inbound_pace,
+            clock=pace_clock or clock,
+            sleep=sleep,  # the inbound pace's clock and wait (tests inject theirs)
         )
 
     # --- lifecycle ---------------------------------------------------------------------------

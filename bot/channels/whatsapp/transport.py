@@ -11,8 +11,10 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -25,6 +27,8 @@ from bot.channels.whatsapp.errors import short_key
 from bot.channels.whatsapp.payloads import Notification, Status
 from bot.engine.channel import Channel
 from bot.engine.events import Inbound
+from bot.engine.health import DATABASE, short_reason
+from bot.engine.lanes import Lanes, Pace, Sleep
 
 if TYPE_CHECKING:
     from bot.engine.dispatch import Engine
@@ -51,6 +55,9 @@ class Webhook:
         handled: Handled,
         seen: Seen,
         max_concurrent_handling: int,
+        inbound_pace: Pace | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.phone_number_id = phone_number_id
         self.app_secret = app_secret
@@ -58,8 +65,17 @@ class Webhook:
         self._receipts = receipts  # delivery statuses, recorded before Meta gets its 200
         self._handled = handled  # a message the engine handled (its read receipt)
         self._seen = seen  # a user wrote, at this time (the 24-hour window)
-        self._handling = asyncio.Semaphore(max_concurrent_handling)
         self._tasks: set[asyncio.Task[None]] = set()  # background handlers, kept referenced
+        # One lane per sender, a bounded number handling at once (a burst must not exhaust the
+        # DB pool), and a flooding sender paced so they never hold the slots from the others.
+        self._lanes = Lanes(
+            self._spawn,
+            pace=inbound_pace or Pace(),
+            slots=max_concurrent_handling,
+            clock=clock,
+            sleep=sleep,
+            label="whatsapp",
+        )
         self._engine: Engine | None = None
         self._closing = False
 
@@ -127,12 +143,17 @@ class Webhook:
         if note.object != "whatsapp_business_account":
             return PlainTextResponse("ok")
         events, statuses = inbound.collect(note, self.phone_number_id)
-        for event in events:
-            self._seen(event.chat_id, event.received_at)
-            # Stored first: a message in the inbox survives a crash before it is handled.
-            if await engine.store_raw(Channel.whatsapp, event.message_id, event.raw):
-                self._spawn(self._handle(engine, event))
-        await self._receipts(engine, statuses)
+        try:
+            for event in events:
+                self._seen(event.chat_id, event.received_at)
+                # Stored first: a message in the inbox survives a crash before it is handled.
+                if await engine.store_raw(Channel.whatsapp, event.message_id, event.raw):
+                    self._lanes.submit(event.user_key, partial(self._handle, engine, event))
+            await self._receipts(engine, statuses)
+        except Exception as error:  # the database is away: Meta delivers it again later
+            engine.health.failing(DATABASE, f"WhatsApp webhook not stored: {short_reason(error)}")
+            return PlainTextResponse("Try again later", status_code=503)
+        engine.health.ok(DATABASE)
         return PlainTextResponse("ok")
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -142,8 +163,7 @@ class Webhook:
 
     async def _handle(self, engine: Engine, event: Inbound) -> None:
         try:
-            async with self._handling:  # bounded: a burst must not exhaust the DB pool
-                handled = await engine.handle(event)
+            handled = await engine.handle(event)
         except Exception as error:
             log.error("whatsapp %s: handling failed: %r", short_key(event.user_key), error)
             return
