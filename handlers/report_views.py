@@ -182,7 +182,8 @@ async def _ask_question(
         choices.append(Choice("keep", turn.text("button.keep")))
     if not question.required:
         choices.append(Choice("skip", turn.text("button.skip")))
-    turn.ask("\n".join(lines), choices)
+    # A note may start with a command's word ("daftar hadir sudah ..."): the text is the answer.
+    turn.ask("\n".join(lines), choices, free_text=question.kind is QuestionKind.text)
 
 
 def _question_choices(turn: Turn, kind: QuestionKind, options: list[str]) -> list[Choice]:

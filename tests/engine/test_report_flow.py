@@ -116,3 +116,19 @@ async def test_unregistered_user_only_gets_registration(sessions, data_dir) -> N
     assert "belum ada di daftar kontak" in reply
     reply = await h.file(jpeg_bytes(), "x.jpg")
     assert "Bagikan nomor saya" in reply
+
+
+async def test_a_text_answer_starting_with_a_command_word_is_the_answer(sessions, data_dir) -> None:
+    """"daftar penerima sudah ada" at a text question is a note, not `/daftar penerima...`."""
+    world = await _world(sessions)
+    h = Harness(sessions, data_dir)
+    await _register(h)
+    await h.text("/lapor")
+    await h.choose(f"a:{world.action.id}")
+    await h.text("25")
+    assert "Catatan tambahan" in await h.choose("yes")
+    reply = await h.text("daftar penerima sudah ada")
+    assert "Foto kegiatan" in reply  # the next step: the note was taken
+    async with sessions() as session:
+        answers = (await session.exec(select(Answer))).all()
+    assert "daftar penerima sudah ada" in {answer.value for answer in answers}
