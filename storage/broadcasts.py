@@ -45,7 +45,7 @@ from storage.models import (
     SubmissionStatus,
 )
 from storage.outbox import outbox_row
-from storage.periods import window
+from storage.periods import dated_periods_by_deadline, open_now
 
 BROADCASTERS = frozenset({Role.kanwil, Role.coordinator, Role.admin})
 ROLES_OF: dict[Audience, tuple[Role, ...]] = {
@@ -178,21 +178,8 @@ async def open_period(
     """The open period with the nearest due date, in the region's time zone (Jakarta's for the
     whole country): the period whose missing reports `not_submitted` chases."""
     timezone = region.timezone if region else "Asia/Jakarta"
-    periods = (
-        await session.exec(
-            select(Period)
-            .where(col(Period.opens_on).is_not(None), col(Period.due_on).is_not(None))
-            .order_by(col(Period.due_on), col(Period.id))
-        )
-    ).all()
-    for period in periods:
-        if (
-            period.opens_on
-            and period.due_on
-            and window(period.opens_on, period.due_on, timezone).is_open(now)
-        ):
-            return period
-    return None
+    periods = await dated_periods_by_deadline(session=session)
+    return next(iter(open_now(periods, timezone, now)), None)
 
 
 # --- the audience

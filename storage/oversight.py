@@ -42,7 +42,7 @@ from storage.models import (
     Submission,
     SubmissionStatus,
 )
-from storage.periods import deadline, window
+from storage.periods import dated_periods_by_deadline, deadline, open_now, window
 
 
 @dataclass(frozen=True)
@@ -498,18 +498,11 @@ async def focal_point_names(*, session: AsyncSession, scope: Scope) -> dict[int,
 async def current_periods(*, session: AsyncSession, timezone: str, now: datetime) -> list[Period]:
     """The periods open now in this time zone, soonest deadline first; when none is open, the
     one whose deadline passed last (after the deadline a coordinator still asks who missed it)."""
-    periods = (
-        await session.exec(
-            select(Period)
-            .where(col(Period.opens_on).is_not(None), col(Period.due_on).is_not(None))
-            .order_by(col(Period.due_on), col(Period.id))
-        )
-    ).all()
-    dated = [(p, p.opens_on, p.due_on) for p in periods if p.opens_on and p.due_on]
-    open_now = [p for p, opens, due in dated if window(opens, due, timezone).is_open(now)]
-    if open_now:
-        return open_now
-    past = [p for p, _, due in dated if now >= deadline(due, timezone)]
+    periods = await dated_periods_by_deadline(session=session)
+    current = open_now(periods, timezone, now)
+    if current:
+        return current
+    past = [p for p in periods if p.due_on and now >= deadline(p.due_on, timezone)]
     return past[-1:]
 
 

@@ -110,3 +110,24 @@ async def set_period_window(
     session.add(period)
     await session.flush()
     return period
+
+
+async def dated_periods_by_deadline(*, session: AsyncSession) -> list[Period]:
+    """Every period with a window, nearest deadline first (a handful of rows)."""
+    periods = await session.exec(
+        select(Period)
+        .where(col(Period.opens_on).is_not(None), col(Period.due_on).is_not(None))
+        .order_by(col(Period.due_on), col(Period.id))
+    )
+    return list(periods.all())
+
+
+def open_now(periods: list[Period], timezone: str, now: datetime) -> list[Period]:
+    """Those of `periods` whose window is open at `now` in this time zone, in their order."""
+    return [
+        period
+        for period in periods
+        if period.opens_on
+        and period.due_on
+        and window(period.opens_on, period.due_on, timezone).is_open(now)
+    ]

@@ -355,19 +355,8 @@ class Engine:
                     session=session, channel=event.channel, message_id=event.message_id
                 ):
                     return False
-                state = await conversation_state.peek_state(
-                    session=session, channel=event.channel, user_key=event.user_key
-                )
-                language = str((state.data if state else {}).get("language", "id"))
-                outbox.enqueue(
-                    session=session,
-                    idempotency_key=f"{event.channel}:{event.message_id}:error",
-                    channel=event.channel,
-                    recipient=event.chat_id,
-                    payload=outgoing_to_payload(
-                        OutText(text=t(language, "error.internal"), language=language)
-                    ),
-                )
+                key = f"{event.channel}:{event.message_id}:error"
+                await _enqueue_notice(session, event, key, "error.internal")
         except Exception:
             log.exception("could not even apologise for %s", event.message_id)
             return False
@@ -384,19 +373,7 @@ class Engine:
             async with transaction(self.sessions) as session:
                 if await outbox.has_idempotency_key(session=session, idempotency_key=key):
                     return False
-                state = await conversation_state.peek_state(
-                    session=session, channel=event.channel, user_key=event.user_key
-                )
-                language = str((state.data if state else {}).get("language", "id"))
-                outbox.enqueue(
-                    session=session,
-                    idempotency_key=key,
-                    channel=event.channel,
-                    recipient=event.chat_id,
-                    payload=outgoing_to_payload(
-                        OutText(text=t(language, "error.busy"), language=language)
-                    ),
-                )
+                await _enqueue_notice(session, event, key, "error.busy")
         except Exception as error:
             log.warning(
                 "%s %s: could not write the busy notice either: %s",
@@ -407,6 +384,23 @@ class Engine:
             return False
         self.outbox_ready.set()
         return False
+
+
+async def _enqueue_notice(
+    session: AsyncSession, event: Inbound, idempotency_key: str, text_key: str
+) -> None:
+    """A notice about the event itself (a failure, a delay), in the user's language."""
+    state = await conversation_state.peek_state(
+        session=session, channel=event.channel, user_key=event.user_key
+    )
+    language = str((state.data if state else {}).get("language", "id"))
+    outbox.enqueue(
+        session=session,
+        idempotency_key=idempotency_key,
+        channel=event.channel,
+        recipient=event.chat_id,
+        payload=outgoing_to_payload(OutText(text=t(language, text_key), language=language)),
+    )
 
 
 def _in_language(payload: dict[str, object], language: str) -> dict[str, object]:
