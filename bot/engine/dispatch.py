@@ -356,7 +356,7 @@ class Engine:
                 ):
                     return False
                 key = f"{event.channel}:{event.message_id}:error"
-                await _enqueue_notice(session, event, key, "error.internal")
+                await _enqueue_notice(session, event, key, lambda lang: t(lang, "error.internal"))
         except Exception:
             log.exception("could not even apologise for %s", event.message_id)
             return False
@@ -373,7 +373,7 @@ class Engine:
             async with transaction(self.sessions) as session:
                 if await outbox.has_idempotency_key(session=session, idempotency_key=key):
                     return False
-                await _enqueue_notice(session, event, key, "error.busy")
+                await _enqueue_notice(session, event, key, lambda lang: t(lang, "error.busy"))
         except Exception as error:
             log.warning(
                 "%s %s: could not write the busy notice either: %s",
@@ -387,9 +387,10 @@ class Engine:
 
 
 async def _enqueue_notice(
-    session: AsyncSession, event: Inbound, idempotency_key: str, text_key: str
+    session: AsyncSession, event: Inbound, idempotency_key: str, text: Callable[[str], str]
 ) -> None:
-    """A notice about the event itself (a failure, a delay), in the user's language."""
+    """A notice about the event itself (a failure, a delay), `text` made in the user's
+    language."""
     state = await conversation_state.peek_state(
         session=session, channel=event.channel, user_key=event.user_key
     )
@@ -399,7 +400,7 @@ async def _enqueue_notice(
         idempotency_key=idempotency_key,
         channel=event.channel,
         recipient=event.chat_id,
-        payload=outgoing_to_payload(OutText(text=t(language, text_key), language=language)),
+        payload=outgoing_to_payload(OutText(text=text(language), language=language)),
     )
 
 
