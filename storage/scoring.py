@@ -77,7 +77,9 @@ class ScoreEstimate:
 
     def main_shortfalls(self) -> list[Shortfall]:
         """The causes, biggest loss first."""
-        ranked = sorted(self.lost.items(), key=lambda cause_points: -cause_points[1])
+        # Equal losses in the enum's order, so the order never depends on which report came first.
+        order = list(Shortfall)
+        ranked = sorted(self.lost.items(), key=lambda item: (-item[1], order.index(item[0])))
         return [cause for cause, points in ranked if points > 0]
 
 
@@ -115,13 +117,34 @@ def estimate(facts: ReportFacts) -> ScoreEstimate:
 def combine(estimates: Iterable[ScoreEstimate]) -> ScoreEstimate:
     """A pemda's (or a province's) estimate: the mean of its reports, with the mean loss by
     cause. No report at all: nothing to estimate, 0."""
-    items = list(estimates)
-    if not items:
+    return combine_counted((item, 1) for item in estimates)
+
+
+def combine_counted(weighted: Iterable[tuple[ScoreEstimate, int]]) -> ScoreEstimate:
+    """`combine` of reports given as (estimate, how many reports have it): how the region
+    figures add up groups of reports that share their facts (storage.oversight.group_figures).
+
+    Sums are kept in whole tenths (every estimate is rounded to 0.1), so the mean does not
+    depend on the order of the reports or on how they are grouped: both reads show the same."""
+    count = 0
+    points = 0
+    lost: dict[Shortfall, int] = {}
+    for item, times in weighted:
+        count += times
+        points += _tenths(item.points) * times
+        for cause, cause_points in item.lost.items():
+            lost[cause] = lost.get(cause, 0) + _tenths(cause_points) * times
+    if count == 0:
         return ScoreEstimate(0.0, {})
-    total: dict[Shortfall, float] = {}
-    for item in items:
-        for cause, points in item.lost.items():
-            total[cause] = total.get(cause, 0.0) + points
-    mean = sum(item.points for item in items) / len(items)
-    lost = {cause: round(points / len(items), 1) for cause, points in total.items()}
-    return ScoreEstimate(round(mean, 1), lost)
+    return ScoreEstimate(
+        _mean(points, count),
+        {cause: _mean(lost[cause], count) for cause in Shortfall if cause in lost},
+    )
+
+
+def _tenths(points: float) -> int:
+    return round(points * 10)
+
+
+def _mean(tenths: int, count: int) -> float:
+    return round(tenths / (10 * count), 1)

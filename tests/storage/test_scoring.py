@@ -10,6 +10,7 @@ from storage.scoring import (
     ScoreEstimate,
     Shortfall,
     combine,
+    combine_counted,
     estimate,
     is_nihil,
 )
@@ -72,6 +73,28 @@ def test_a_pemda_is_the_mean_of_its_reports_with_the_mean_loss_by_cause() -> Non
     assert pemda.points == 82.5
     assert pemda.lost == {Shortfall.evidence_missing: 17.5}
     assert combine([]) == ScoreEstimate(0.0, {})
+
+
+def test_reports_counted_in_groups_combine_as_the_reports_one_by_one() -> None:
+    kinds = [
+        estimate(PERFECT),
+        estimate(facts(met_evidence=1)),
+        estimate(facts(sent=False, given_answers=1)),
+        estimate(facts(nihil_answers=3, sent_on_time=False)),
+        estimate(facts(sent=False, deadline_passed=True)),
+    ]
+    counts = [7, 1, 3, 2, 5]
+    one_by_one = [item for item, times in zip(kinds, counts, strict=True) for _ in range(times)]
+    grouped = combine_counted(zip(kinds, counts, strict=True))
+    assert grouped == combine(one_by_one) == combine(reversed(one_by_one))
+    assert combine_counted([]) == combine([]) == ScoreEstimate(0.0, {})
+
+
+def test_equal_losses_are_named_in_a_fixed_order_whatever_report_came_first() -> None:
+    answers = estimate(facts(sent=False, given_answers=0))  # not sent 25, answers 25
+    assert answers.main_shortfalls()[:2] == [Shortfall.not_sent, Shortfall.answers_missing]
+    evidence = ScoreEstimate(50.0, {Shortfall.nihil: 10.0, Shortfall.late: 10.0})
+    assert evidence.main_shortfalls() == [Shortfall.late, Shortfall.nihil]
 
 
 @pytest.mark.parametrize(
