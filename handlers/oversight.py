@@ -40,7 +40,7 @@ from bot.engine.turn import Turn
 from handlers import report_views as views
 from storage import oversight, reports
 from storage.models import Contact, Period, RegionKind, Role
-from storage.oversight import Figures, PeriodReports, RegionInfo, ReportRow, Scope
+from storage.oversight import Figures, Grouping, PeriodReports, RegionInfo, ReportRow, Scope
 from storage.recap import Bar, recap_chart, recap_workbook
 from storage.scoring import TARGET, ScoreEstimate
 
@@ -217,14 +217,11 @@ async def _render(
         _close(turn)
         return
     node_scope = await _node_scope(turn, scope, node)
-    found = await oversight.period_reports(
-        session=turn.session,
-        period=period,
-        scope=node_scope,
-        with_focal_points=view is View.pending,
-    )
     scope_name = await _node_name(turn, node)
     if view is View.pending:
+        found = await oversight.period_reports(
+            session=turn.session, period=period, scope=node_scope, with_focal_points=True
+        )
         header = turn.text("oversight.pending_header", period=period.title, scope=scope_name)
         lines = _pending_lines(turn, found)
         if not lines:
@@ -233,11 +230,11 @@ async def _render(
             return
         intro = [header, await views.deadline_text(turn, period)]
     else:
-        if not found.reports:
+        total, lines = await _status(turn, period, node_scope, node)
+        if not total.total:
             turn.say("oversight.empty")
             _close(turn)
             return
-        total = oversight.figures(found, found.reports, turn.now)
         intro = [
             turn.text("oversight.header", period=period.title, scope=scope_name),
             await views.deadline_text(turn, period),
@@ -250,7 +247,6 @@ async def _render(
             ),
             *_score_lines(turn, total.score),
         ]
-        lines = _status_lines(turn, found, node)
     parent = await _parent(turn, node)
     extra = (
         [Choice("up", turn.text("oversight.button_up"))]
@@ -311,23 +307,31 @@ def _score_lines(turn: Turn, score: ScoreEstimate) -> list[str]:
     return lines
 
 
-def _status_lines(turn: Turn, found: PeriodReports, node: Node) -> list[Line]:
+async def _status(
+    turn: Turn, period: Period, scope: Scope, node: Node
+) -> tuple[Figures, list[Line]]:
+    """The figures of the node and its lines. A pemda shows its reports, read one by one; a
+    province or the country shows a line per pemda or province, whose figures the database
+    adds up (storage.oversight.group_figures): the country's thousands of reports are never
+    read into Python for a /status."""
     if node.level is Level.region:
-        return [
-            _report_line(turn, found, row) for row in _weakest_first(found, found.reports, turn.now)
-        ]
-    groups = oversight.by_province(found) if node.level is Level.national else None
-    if groups is None:
-        groups = oversight.by_region(found.reports)
+        found = await oversight.period_reports(session=turn.session, period=period, scope=scope)
+        total = oversight.figures(found, found.reports, turn.now)
+        rows = _weakest_first(found, found.reports, turn.now)
+        return total, [_report_line(turn, found, row) for row in rows]
+    grouping = Grouping.province if node.level is Level.national else Grouping.region
+    grouped = await oversight.group_figures(
+        session=turn.session, period=period, scope=scope, grouping=grouping, now=turn.now
+    )
     ranked = sorted(
         (
-            (oversight.figures(found, rows, turn.now), found.regions[region_id])
-            for region_id, rows in groups.items()
-            if region_id in found.regions
+            (figures, grouped.regions[group_id])
+            for group_id, figures in grouped.groups.items()
+            if group_id in grouped.regions
         ),
         key=lambda pair: (pair[0].score.points, pair[1].code),
     )
-    return [_group_line(turn, figures, region) for figures, region in ranked]
+    return grouped.total, [_group_line(turn, figures, region) for figures, region in ranked]
 
 
 def _weakest_first(found: PeriodReports, rows: list[ReportRow], now: datetime) -> list[ReportRow]:

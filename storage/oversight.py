@@ -2,10 +2,14 @@
 (docs/contacts.md, "What each role needs"). Every query here starts from `scope_region_ids`
 or a `Scope`.
 
-`period_reports` is the one read behind /status, /belum and /rekap (docs/oversight.md): six
-set-wise SELECTs for a whole scope and period (assignments, catalogue, reports, answer and
-evidence counts), never one query per report, so the country's 5,000-odd reports come back
-in one pass. What is derived from those rows (figures, the score estimate) is pure Python."""
+Two reads of a scope and period (docs/oversight.md, "Cost at national scale"):
+* `period_reports`, every report as a row, behind a pemda's /status, /belum and /rekap: six
+  set-wise SELECTs (assignments, catalogue, reports, answer and evidence counts), never one
+  query per report. What is derived from those rows (figures, the score estimate) is pure
+  Python.
+* `group_figures`, behind /status of the country and of a province: the same figures added up
+  by the database, one SELECT returning a row per pemda (or province) and distinct set of
+  facts, so the country's thousands of reports are never read one by one."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
@@ -42,6 +47,7 @@ from storage.models import (
     Submission,
     SubmissionStatus,
 )
+from storage.models.reports import NIHIL_ANSWER, PRESENT_EVIDENCE
 from storage.periods import dated_periods_by_deadline, deadline, open_now, window
 
 
@@ -220,11 +226,23 @@ class ReportRow:
         return not self.missing_answers and not self.missing_evidence
 
     @property
+    def met_evidence(self) -> int:
+        return self.required_evidence - len(self.missing_evidence)
+
+    @property
     def completeness(self) -> int:
-        """Required answers and evidence kinds present, in percent."""
-        wanted = self.required_answers + self.required_evidence
-        have = self.given_answers + self.required_evidence - len(self.missing_evidence)
-        return 100 if wanted == 0 else round(100 * min(have, wanted) / wanted)
+        return completeness_percent(
+            self.required_answers, self.given_answers, self.required_evidence, self.met_evidence
+        )
+
+
+def completeness_percent(
+    required_answers: int, given_answers: int, required_evidence: int, met_evidence: int
+) -> int:
+    """Required answers and evidence kinds present, in percent."""
+    wanted = required_answers + required_evidence
+    have = given_answers + met_evidence
+    return 100 if wanted == 0 else round(100 * min(have, wanted) / wanted)
 
 
 @dataclass
@@ -275,7 +293,7 @@ def report_facts(row: ReportRow, due: datetime | None, now: datetime) -> scoring
         required_answers=row.required_answers,
         given_answers=min(row.given_answers, row.required_answers),
         required_evidence=row.required_evidence,
-        met_evidence=row.required_evidence - len(row.missing_evidence),
+        met_evidence=row.met_evidence,
         nihil_answers=row.nihil_answers,
     )
 
@@ -413,32 +431,14 @@ async def _read_period_reports(
             ),
         )
     }
-    is_nihil = func.lower(func.trim(Answer.value)).in_(sorted(scoring.NIL_WORDS))
+    counted = _answer_counts(in_period)
     answers = {
-        submission_id: (int(given), int(nihil or 0))
-        for submission_id, given, nihil in await _rows(
-            session,
-            _select(
-                Answer.submission_id,
-                func.count(),
-                func.sum(case((is_nihil, 1), else_=0)),
-            )
-            .join(Question, col(Question.id) == Answer.question_id)
-            .where(col(Answer.submission_id).in_(in_period), col(Question.required))
-            .group_by(col(Answer.submission_id)),
-        )
+        submission_id: (int(given), int(nihil))
+        for submission_id, given, nihil in await _rows(session, _select(*counted.c))
     }
     files: dict[tuple[int, int], int] = {
         (submission_id, requirement_id): int(count)
-        for submission_id, requirement_id, count in await _rows(
-            session,
-            _select(EvidenceFile.submission_id, EvidenceFile.requirement_id, func.count())
-            .where(
-                col(EvidenceFile.submission_id).in_(in_period),
-                col(EvidenceFile.removed_at).is_(None),
-            )
-            .group_by(col(EvidenceFile.submission_id), col(EvidenceFile.requirement_id)),
-        )
+        for submission_id, requirement_id, count in await _rows(session, _file_counts(in_period))
     }
     reports = []
     for region_id, office_id, office_name, action_id, code, title in await _rows(
@@ -476,6 +476,45 @@ async def _read_period_reports(
     if with_focal_points:
         result.focal_points = await focal_point_names(session=session, scope=scope)
     return result
+
+
+def _answer_counts(in_period: Query) -> sa.Subquery:
+    """Per report of `in_period` with an answer to a required question: how many it has, and
+    how many of them are a "nihil" word. Counted from indexes (the unique (submission,
+    question) one and ix_answer_nihil), not from the answers' values."""
+    given = (
+        _select(Answer.submission_id, func.count().label("given"))
+        .join(Question, col(Question.id) == Answer.question_id)
+        .where(col(Answer.submission_id).in_(in_period), col(Question.required))
+        .group_by(col(Answer.submission_id))
+        .subquery("given")
+    )
+    nihil = (
+        _select(Answer.submission_id, func.count().label("nihil"))
+        .join(Question, col(Question.id) == Answer.question_id)
+        .where(col(Answer.submission_id).in_(in_period), col(Question.required), NIHIL_ANSWER)
+        .group_by(col(Answer.submission_id))
+        .subquery("nihil")
+    )
+    return (
+        _select(
+            given.c.submission_id,
+            given.c.given,
+            func.coalesce(nihil.c.nihil, 0).label("nihil"),
+        )
+        .outerjoin(nihil, nihil.c.submission_id == given.c.submission_id)
+        .subquery("answers")
+    )
+
+
+def _file_counts(in_period: Query) -> Query:
+    """Per report of `in_period` and evidence requirement: its files not removed (from
+    ix_evidence_file_present alone)."""
+    return (
+        _select(EvidenceFile.submission_id, EvidenceFile.requirement_id, func.count().label("n"))
+        .where(col(EvidenceFile.submission_id).in_(in_period), PRESENT_EVIDENCE)
+        .group_by(col(EvidenceFile.submission_id), col(EvidenceFile.requirement_id))
+    )
 
 
 async def focal_point_names(*, session: AsyncSession, scope: Scope) -> dict[int, list[str]]:
@@ -570,3 +609,242 @@ def by_province(reports: PeriodReports) -> dict[int, list[ReportRow]]:
         if region is not None:
             grouped[region.province_id].append(row)
     return grouped
+
+
+# ------------------------------------------------- figures of pemda and provinces, in SQL
+
+
+class Grouping(StrEnum):
+    region = "region"  # a group per pemda: a province's view
+    province = "province"  # a group per province: the country's view
+
+
+@dataclass(frozen=True, slots=True)
+class FactGroup:
+    """The reports of one pemda (or province) that share every fact their figures are made of:
+    N such reports weigh as one report N times."""
+
+    group_id: int  # a region id, or a province's
+    timezone: str  # of the reports' pemda: when its deadline passes
+    sent: bool
+    submitted_on_time: bool
+    required_answers: int
+    given_answers: int
+    nihil_answers: int
+    required_evidence: int
+    met_evidence: int
+    count: int
+
+    def facts(self, deadline_passed: bool) -> scoring.ReportFacts:
+        return scoring.ReportFacts(
+            sent=self.sent,
+            sent_on_time=self.submitted_on_time,
+            deadline_passed=deadline_passed,
+            required_answers=self.required_answers,
+            given_answers=min(self.given_answers, self.required_answers),
+            required_evidence=self.required_evidence,
+            met_evidence=self.met_evidence,
+            nihil_answers=self.nihil_answers,
+        )
+
+    @property
+    def completeness(self) -> int:
+        return completeness_percent(
+            self.required_answers, self.given_answers, self.required_evidence, self.met_evidence
+        )
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    """The figures of a scope and period per pemda or per province, and in total: what the
+    country's and a province's /status show, without a row per report."""
+
+    regions: dict[int, RegionInfo]
+    total: Figures
+    groups: dict[int, Figures]  # by group id (region or province)
+
+
+async def group_figures(
+    *, session: AsyncSession, period: Period, scope: Scope, grouping: Grouping, now: datetime
+) -> GroupFigures:
+    """`figures` of every pemda (or province) of the scope, the same numbers as from
+    `period_reports`, but added up by the database: one SELECT returns a row per group and
+    distinct set of facts (a few per pemda), not one per report (the country has thousands), and
+    each distinct set is scored once. Always fresh, whatever the scope."""
+    regions = await regions_in(session=session, scope=scope)
+    deadlines = _deadlines_by_timezone(period, regions)
+    groups = [
+        FactGroup(
+            group_id=int(group_id),
+            timezone=timezone,
+            sent=bool(sent),
+            submitted_on_time=bool(on_time),
+            required_answers=int(required_answers),
+            given_answers=int(given),
+            nihil_answers=int(nihil),
+            required_evidence=int(required_evidence),
+            met_evidence=int(met),
+            count=int(count),
+        )
+        for (
+            group_id,
+            timezone,
+            sent,
+            on_time,
+            required_answers,
+            given,
+            nihil,
+            required_evidence,
+            met,
+            count,
+        ) in (
+            await _rows(session, _fact_groups(period, scope, grouping, deadlines))
+            if regions
+            else []
+        )
+    ]
+    passed = {zone: due is not None and now >= due for zone, due in deadlines.items()}
+    by_group: dict[int, list[FactGroup]] = defaultdict(list)
+    for group in groups:
+        by_group[group.group_id].append(group)
+    return GroupFigures(
+        regions=regions,
+        total=_figures_of_groups(groups, passed),
+        groups={
+            group_id: _figures_of_groups(items, passed) for group_id, items in by_group.items()
+        },
+    )
+
+
+def _deadlines_by_timezone(
+    period: Period, regions: dict[int, RegionInfo]
+) -> dict[str, datetime | None]:
+    zones = {region.timezone for region in regions.values()}
+    due_on = period.due_on
+    return {zone: None if due_on is None else deadline(due_on, zone) for zone in sorted(zones)}
+
+
+def _figures_of_groups(groups: list[FactGroup], deadline_passed: dict[str, bool]) -> Figures:
+    """`figures` of the reports these groups stand for."""
+    total = sum(group.count for group in groups)
+    sent = sum(group.count for group in groups if group.sent)
+    completeness = sum(group.completeness * group.count for group in groups)
+    score = scoring.combine_counted(
+        (_estimate(group.facts(deadline_passed.get(group.timezone, False))), group.count)
+        for group in groups
+    )
+    mean = round(completeness / total) if total else 0
+    return Figures(total, sent, mean, total - sent, score)
+
+
+def _fact_groups(
+    period: Period, scope: Scope, grouping: Grouping, deadlines: dict[str, datetime | None]
+) -> Query:
+    """Every assigned action x office of the scope due in the period, counted per group and
+    distinct facts. The same rules as `_read_period_reports`, in SQL: answers to required
+    questions (and how many are a "nihil" word), evidence requirements of the action in the
+    period that have their minimum number of files, sent on time against the deadline of the
+    pemda's own time zone."""
+    period_id = period.id or 0
+    required_questions = (
+        _select(Measure.action_id, func.count().label("n"))
+        .join(Question, col(Question.measure_id) == Measure.id)
+        .where(col(Measure.period_id) == period_id, col(Question.required))
+        .group_by(col(Measure.action_id))
+        .subquery("required_questions")
+    )
+    required_evidence = (
+        _select(Measure.action_id, func.count().label("n"))
+        .join(EvidenceRequirement, col(EvidenceRequirement.measure_id) == Measure.id)
+        .where(col(Measure.period_id) == period_id, col(EvidenceRequirement.min_count) > 0)
+        .group_by(col(Measure.action_id))
+        .subquery("required_evidence")
+    )
+    in_period = _in_scope(
+        _select(Submission.id)
+        .join(Office, col(Office.id) == Submission.office_id)
+        .where(col(Submission.period_id) == period_id),
+        Office.region_id,
+        scope,
+    )
+    answers = _answer_counts(in_period)
+    files = _file_counts(in_period).subquery("files")
+    # Per report and action of the requirements its files are for (only the report's own
+    # action is joined below); "has its minimum" is summed, not filtered, so that PostgreSQL
+    # estimates this subquery's size well (a filter here made it plan a nested loop over it).
+    met = (
+        _select(
+            files.c.submission_id,
+            Measure.action_id,
+            func.sum(case((files.c.n >= EvidenceRequirement.min_count, 1), else_=0)).label("n"),
+        )
+        .join(EvidenceRequirement, col(EvidenceRequirement.id) == files.c.requirement_id)
+        .join(Measure, col(Measure.id) == EvidenceRequirement.measure_id)
+        .where(col(Measure.period_id) == period_id, col(EvidenceRequirement.min_count) > 0)
+        .group_by(files.c.submission_id, col(Measure.action_id))
+        .subquery("met")
+    )
+    report = (
+        _select(
+            Submission.id,
+            Submission.action_id,
+            Submission.office_id,
+            Submission.status,
+            Submission.submitted_at,
+        )
+        .where(col(Submission.period_id) == period_id)
+        .subquery("report")
+    )
+    group_id: Any = col(Office.region_id)
+    if grouping is Grouping.province:
+        group_id = case(
+            (col(Region.kind) == RegionKind.provinsi, col(Region.id)),
+            else_=func.coalesce(col(Region.parent_id), col(Region.id)),
+        )
+    sent = case((report.c.status.in_(sorted(SENT)), 1), else_=0)
+    on_time = case((_submitted_on_time(report.c.submitted_at, deadlines), 1), else_=0)
+    given = func.coalesce(answers.c.given, 0)
+    nihil = func.coalesce(answers.c.nihil, 0)
+    questions = func.coalesce(required_questions.c.n, 0)
+    kinds = func.coalesce(required_evidence.c.n, 0)
+    kinds_met = func.coalesce(met.c.n, 0)
+    zone = col(Region.timezone)
+    keys = [group_id, zone, sent, on_time, questions, given, nihil, kinds, kinds_met]
+    actions_due = select(Measure.action_id).where(col(Measure.period_id) == period_id)
+    statement = (
+        _select(*keys, func.count())
+        .select_from(Assignment)
+        .join(Office, col(Office.id) == Assignment.office_id)
+        .join(Region, col(Region.id) == Office.region_id)
+        .join(Action, col(Action.id) == Assignment.action_id)
+        .outerjoin(
+            report,
+            (report.c.action_id == Assignment.action_id)
+            & (report.c.office_id == Assignment.office_id),
+        )
+        .outerjoin(answers, answers.c.submission_id == report.c.id)
+        .outerjoin(
+            met, (met.c.submission_id == report.c.id) & (met.c.action_id == report.c.action_id)
+        )
+        .outerjoin(required_questions, required_questions.c.action_id == Assignment.action_id)
+        .outerjoin(required_evidence, required_evidence.c.action_id == Assignment.action_id)
+        .where(
+            col(Action.programme_id) == period.programme_id,
+            col(Assignment.action_id).in_(actions_due),
+        )
+        .group_by(*keys)
+    )
+    return _in_scope(statement, Office.region_id, scope)
+
+
+def _submitted_on_time(submitted_at: Any, deadlines: dict[str, datetime | None]) -> Any:
+    """SQL for `report_facts`' on time: submitted, and before the deadline of the pemda's zone
+    (every zone of the scope is in `deadlines`; no due date: any submission is on time)."""
+    if any(due is None for due in deadlines.values()):
+        return submitted_at.is_not(None)
+    return sa.or_(
+        *(
+            sa.and_(col(Region.timezone) == zone, submitted_at < due)
+            for zone, due in deadlines.items()
+        )
+    )
