@@ -8,19 +8,28 @@ required, and 3 evidence requirements per measure), ~10,000 reports over the thr
 with ~100,000 answers and ~50,000 evidence rows; a focal point per office, a coordinator per
 pemda, a Kanwil per province, an admin. B08 is the open period. Built with bulk inserts on a
 SQLite file, then again on PostgreSQL in a database of its own (created beside
-laporham_h_status on 127.0.0.1:5432, dropped at the end; skipped when no server answers).
+laporham_h_status_bench_<pid> on 127.0.0.1:5432, dropped at the end; skipped when no server
+answers).
 
 Timed, each `--rounds` times, through the real engine (inbox claim, state, handler, outbox
 rows, commit) as the users would send them: /status for the admin (the country), the Kanwil
 of the largest province, a kabupaten/kota coordinator; /belum for that province. Beside each,
 a baseline in the same run:
-* /status: the status query it replaced (storage.oversight.status_counts: one count per
-  region and period, what /status answered before), for the same contact (for the admin 3
-  rounds only: it takes seconds, one query pair per region and period);
+* /status of the admin and the Kanwil: the per-report way (period_reports, a row per report
+  read into Python, then figures per province or pemda: what these views did before the
+  database added the figures up, issue 15), the read and the figures alone, without the
+  engine's turn; `--old-status` adds the status query of the first version
+  (storage.oversight.status_counts, one count per region and period: for the admin 3 rounds
+  only, it takes seconds on SQLite and about 100 s a round on PostgreSQL);
+* /status of the coordinator: that old status query for the same contact;
 * /belum: the naive per-report way, the report flow's own completeness check
   (storage.reports.walk + completeness) for each report of the province;
 * the workbook: the one read behind it (period_reports for the country), to show what share
   of the time is the query and what the file.
+
+`--pg-rounds` sets the rounds of the PostgreSQL pass (default: `--rounds`); `--pg-database`
+the existing database the bench connects to to create (and drop) its own. After the bulk load
+PostgreSQL's statistics are gathered (ANALYZE), as autovacuum does within a minute of it.
 
 Target: every status answer under 200 ms p95, the national workbook under 10 s. The last line
 is one JSON object. export_peak_rss_mb is bench/export.py's figure (a fresh process exporting
@@ -98,7 +107,7 @@ PERIODS = ("B04", "B08", "B12")
 REPORT_SHARE = 1.0  # of assignments with a report (sent or a draft) in a period
 TARGET_P95_MS = 200.0
 TARGET_WORKBOOK_S = 10.0
-PG_BASE = "laporham_h_status"
+PG_BENCH_PREFIX = "laporham_h_status"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 CHUNK = 5_000
 
@@ -301,7 +310,7 @@ async def seed(sessions: async_sessionmaker[AsyncSession], now: datetime) -> See
 
 async def _reset_sequences(sessions: async_sessionmaker[AsyncSession]) -> None:
     """Ids were given in bulk: PostgreSQL's sequences must move past them (inbox, outbox and
-    state rows are inserted by the engine while timing)."""
+    state rows are inserted by the engine while timing), and its statistics be gathered."""
     async with sessions() as session:
         connection = await session.connection()
         if connection.dialect.name != "postgresql":
@@ -315,18 +324,33 @@ async def _reset_sequences(sessions: async_sessionmaker[AsyncSession]) -> None:
                 text(f"SELECT setval({sequence}, (SELECT MAX(id) FROM {name}))")
             )
         await session.commit()
+        # Planner statistics, as autovacuum gathers them within a minute of a bulk load: timed
+        # at once without them, PostgreSQL plans the joins for empty tables (several times
+        # slower than any database in use would be).
+        await (await session.connection()).execute(text("ANALYZE"))
+        await session.commit()
 
 
 # --------------------------------------------------------------------------- timing
 
 
-async def timed(rounds: int, work: Callable[[], Awaitable[object]]) -> list[float]:
+class Samples(list[float]):
+    """Wall time of each round (s), and in `cpu` this process's CPU time of each (ours and
+    SQLite's threads; not PostgreSQL's server): steadier than wall time on a loaded machine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cpu: list[float] = []
+
+
+async def timed(rounds: int, work: Callable[[], Awaitable[object]]) -> Samples:
     await work()  # warm: caches, prepared statements
-    times = []
+    times = Samples()
     for _ in range(rounds):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await work()
         times.append(time.perf_counter() - started)
+        times.cpu.append(time.process_time() - cpu)
     return times
 
 
@@ -337,12 +361,14 @@ def p95(values: list[float]) -> float:
 @dataclass
 class Row:
     name: str
-    times: list[float]
+    times: Samples
     baseline_name: str
-    baseline: list[float]
+    baseline: Samples
 
 
-async def run_on(url: str, workdir: Path, rounds: int) -> tuple[list[Row], float, float, dict]:
+async def run_on(
+    url: str, workdir: Path, rounds: int, *, old_status: bool
+) -> tuple[list[Row], float, float, dict]:
     now = datetime.now(UTC)
     await upgrade_async(url)
     engine = create_engine(url)
@@ -378,7 +404,7 @@ async def run_on(url: str, workdir: Path, rounds: int) -> tuple[list[Row], float
 
             return send
 
-        def old_status(contact: Contact) -> Callable[[], Awaitable[object]]:
+        def old_status_query(contact: Contact) -> Callable[[], Awaitable[object]]:
             async def query() -> None:
                 async with sessions() as session:
                     await oversight.status_counts(session=session, contact=contact, now=now)
@@ -412,6 +438,30 @@ async def run_on(url: str, workdir: Path, rounds: int) -> tuple[list[Row], float
                             session=session, submission_id=submission.id or 0, items=items
                         )
 
+        def per_report(contact: Contact) -> Callable[[], Awaitable[object]]:
+            """What /status of the country or a province did before issue 15: every report of
+            the scope read into Python (the country's cache forgotten), figures per group."""
+
+            async def read_and_add_up() -> None:
+                oversight.forget_national_reports()
+                async with sessions() as session:
+                    scope = await oversight.scope_of(session=session, contact=contact)
+                    period = await session.get(Period, seeded.period_id)
+                    assert period is not None
+                    found = await oversight.period_reports(
+                        session=session, period=period, scope=scope
+                    )
+                    oversight.figures(found, found.reports, now)
+                    groups = (
+                        oversight.by_province(found)
+                        if scope.everywhere
+                        else oversight.by_region(found.reports)
+                    )
+                    for rows in groups.values():
+                        oversight.figures(found, rows, now)
+
+            return read_and_add_up
+
         async def national_read() -> PeriodReadResult:
             oversight.forget_national_reports()
             async with sessions() as session:
@@ -428,19 +478,26 @@ async def run_on(url: str, workdir: Path, rounds: int) -> tuple[list[Row], float
 
         rows = [
             Row("/status admin (country)", await timed(rounds, ask(seeded.admin_key, "/status")),
-                "old status_counts", await timed(3, old_status(seeded.admin))),
-            Row("/status admin again (cached)",
+                "per-report read", await timed(rounds, per_report(seeded.admin))),
+            Row("/status admin again",
                 await timed(rounds, ask(seeded.admin_key, "/status", cold=False)),
-                "old status_counts", []),
+                "", Samples()),
             Row("/status Kanwil (38 kab/kota)",
                 await timed(rounds, ask(seeded.kanwil_key, "/status")),
-                "old status_counts", await timed(rounds, old_status(seeded.kanwil))),
+                "per-report read", await timed(rounds, per_report(seeded.kanwil))),
             Row("/status coordinator (pemda)",
                 await timed(rounds, ask(seeded.coordinator_key, "/status")),
-                "old status_counts", await timed(rounds, old_status(seeded.coordinator))),
+                "old status_counts", await timed(rounds, old_status_query(seeded.coordinator))),
             Row("/belum Kanwil (province)", await timed(rounds, ask(seeded.kanwil_key, "/belum")),
                 "naive per report", await timed(max(3, rounds // 4), naive_pending)),
         ]  # fmt: skip
+        if old_status:
+            rows += [
+                Row("(first version) admin", Samples(), "old status_counts",
+                    await timed(3, old_status_query(seeded.admin))),
+                Row("(first version) Kanwil", Samples(), "old status_counts",
+                    await timed(rounds, old_status_query(seeded.kanwil))),
+            ]  # fmt: skip
         await check_answers(sessions, [seeded.admin_key, seeded.kanwil_key, seeded.coordinator_key])
         workbook_times = await timed(3, national_workbook)
         read_times = await timed(3, national_read)
@@ -468,37 +525,45 @@ async def check_answers(sessions: async_sessionmaker[AsyncSession], users: list[
             assert "Status" in text or "Belum" in text, (user, text[:200])
 
 
+def _figures(times: Samples) -> str:
+    """p50 and p95 of the wall time and p50 of the CPU time, in ms; blank without samples."""
+    if not times:
+        return f"{'':8} {'':8} {'':8}"
+    return (
+        f"{statistics.median(times) * 1000:8.1f} {p95(times) * 1000:8.1f}"
+        f" {statistics.median(times.cpu) * 1000:8.1f}"
+    )
+
+
 def report(label: str, rows: list[Row], workbook_s: float, read_s: float) -> None:
     print(f"\n{label}")
-    print(f"{'':32} {'p50 ms':>8} {'p95 ms':>8}   {'baseline':<20} {'p50 ms':>8} {'p95 ms':>8}")
+    print(f"{'':32} {'p50 ms':>8} {'p95 ms':>8} {'cpu p50':>8}   {'baseline':<20} "
+          f"{'p50 ms':>8} {'p95 ms':>8} {'cpu p50':>8}")  # fmt: skip
     for row in rows:
-        line = (
-            f"{row.name:32} {statistics.median(row.times) * 1000:8.1f} {p95(row.times) * 1000:8.1f}"
-        )
-        if row.baseline:
-            line += (
-                f"   {row.baseline_name:<20} {statistics.median(row.baseline) * 1000:8.1f}"
-                f" {p95(row.baseline) * 1000:8.1f}"
-            )
-        print(line)
+        print(f"{row.name:32} {_figures(row.times)}   {row.baseline_name:<20} "
+              f"{_figures(row.baseline)}".rstrip())  # fmt: skip
     print(f"{'national workbook (552 sheets)':32} {workbook_s:8.2f} s   "
           f"{'of which the read':<20} {read_s:8.2f} s")  # fmt: skip
 
 
 def figures(rows: list[Row], workbook_s: float, prefix: str = "") -> dict[str, Any]:
-    names = ["status_admin_p95_ms", "status_admin_cached_p95_ms", "status_kanwil_p95_ms",
+    names = ["status_admin_p95_ms", "status_admin_again_p95_ms", "status_kanwil_p95_ms",
              "status_coordinator_p95_ms", "belum_p95_ms"]  # fmt: skip
     result: dict[str, Any] = {
         f"{prefix}{name}": round(p95(row.times) * 1000, 1)
-        for name, row in zip(names, rows, strict=True)
+        for name, row in zip(names, rows[: len(names)], strict=True)
     }
+    for name, row in zip(names, rows[: len(names)], strict=True):
+        cpu_name = name.replace("_p95_ms", "_cpu_p50_ms")
+        result[f"{prefix}{cpu_name}"] = round(statistics.median(row.times.cpu) * 1000, 1)
+    result[f"{prefix}status_admin_per_report_baseline_p95"] = round(p95(rows[0].baseline) * 1000, 1)
     result[f"{prefix}workbook_national_s"] = round(workbook_s, 2)
     result[f"{prefix}export_peak_rss_mb"] = None
     return result
 
 
-async def pg_admin(sql: str) -> None:
-    connection = await asyncpg.connect(**PG, database=PG_BASE, timeout=5)
+async def pg_admin(sql: str, database: str) -> None:
+    connection = await asyncpg.connect(**PG, database=database, timeout=5)
     try:
         await connection.execute(sql)
     finally:
@@ -510,34 +575,44 @@ async def main() -> tuple[dict[str, Any], int]:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--export-mb", type=int, default=2048, help="0: no export figure")
+    parser.add_argument("--pg-rounds", type=int, help="rounds on PostgreSQL (default: --rounds)")
+    parser.add_argument("--pg-database", default="postgres", help="existing database to connect to")
+    parser.add_argument(
+        "--old-status", action="store_true", help="also time the first version's status query"
+    )
     args = parser.parse_args()
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
         print("SQLite")
         rows, workbook_s, read_s, _ = await run_on(
-            f"sqlite+aiosqlite:///{workdir / 'status.db'}", workdir, args.rounds
+            f"sqlite+aiosqlite:///{workdir / 'status.db'}",
+            workdir,
+            args.rounds,
+            old_status=args.old_status,
         )
         report("SQLite", rows, workbook_s, read_s)
         result.update(figures(rows, workbook_s))
         pg_rows = None
         if not args.no_postgres:
             try:
-                await pg_admin("SELECT 1")
+                await pg_admin("SELECT 1", args.pg_database)
             except (OSError, TimeoutError, asyncpg.PostgresError) as error:
                 print(f"NOTICE: no PostgreSQL on 127.0.0.1:5432 ({error!r}); skipped.",
                       file=sys.stderr)  # fmt: skip
             else:
-                name = f"{PG_BASE}_bench_{os.getpid()}"
-                await pg_admin(f"CREATE DATABASE {name}")
+                name = f"{PG_BENCH_PREFIX}_bench_{os.getpid()}"
+                await pg_admin(f"CREATE DATABASE {name}", args.pg_database)
                 try:
                     print("\nPostgreSQL")
                     url = f"postgresql+asyncpg://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
-                    pg_rows, pg_workbook, pg_read, _ = await run_on(url, workdir, args.rounds)
+                    pg_rows, pg_workbook, pg_read, _ = await run_on(
+                        url, workdir, args.pg_rounds or args.rounds, old_status=args.old_status
+                    )
                     report("PostgreSQL", pg_rows, pg_workbook, pg_read)
                     result.update(figures(pg_rows, pg_workbook, "pg_"))
                 finally:
-                    await pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                    await pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", args.pg_database)
         if pg_rows is None:
             result.update({f"pg_{key}": None for key in figures(rows, workbook_s)})
     worst = max(v for k, v in result.items() if k.endswith("_p95_ms") and v is not None)
