@@ -423,3 +423,30 @@ async def test_enforced_limits_answer_429_past_30_a_second_and_past_a_chats_burs
             await bot.shutdown()
     assert len(fake.sent("sendMessage")) == 32
     assert fake.rate_limited == 3
+
+
+async def test_enforced_limits_count_a_sliding_second_not_a_calendar_one() -> None:
+    """Telegram's "30 a second" is any second: 15 late in one calendar second and 15 early in
+    the next are 30 within one second, and the 31st is refused until the first is a whole
+    second old (issue 14: the pacer is tested against this, not a kinder count)."""
+    now = [1000.6]
+    async with FakeTelegramAPI(
+        token=DEFAULT_TOKEN, clock=lambda: now[0], limits=SendLimits()
+    ) as fake:
+        bot = _ext_bot(fake)
+        await bot.initialize()
+        try:
+            for chat in range(15):
+                await bot.send_message(USER + chat, "late in second 1000")
+            now[0] = 1001.2
+            for chat in range(15, 30):
+                await bot.send_message(USER + chat, "early in second 1001")
+            now[0] = 1001.5
+            with pytest.raises(RetryAfter):
+                await bot.send_message(USER + 30, "the 31st within a second")
+            now[0] = 1001.7  # the first 15 are over a second old: out of the window
+            await bot.send_message(USER + 30, "the 31st")
+        finally:
+            await bot.shutdown()
+    assert fake.rate_limited == 1
+    assert fake.most_in_one_second("sendMessage") == 31  # the refused attempt counts there

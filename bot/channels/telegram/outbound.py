@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -65,16 +66,27 @@ Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 class Limits:
     """Our own send limits (PTB's AIORateLimiter resumes early in 22.8 and has no chat bucket).
 
-    Telegram allows about 30 messages/s per bot, counted in any one second, and about 1/s per
-    chat with short bursts: a turn often answers with two or three messages, so a chat may
-    burst 3, then 1/s. Overall, at most `overall_burst` sends make up for a late timer (see
-    PriorityPacer): at 25/s that is at most 27 in any second, headroom for network jitter
-    bunching sends on arrival."""
+    Telegram allows about 30 messages/s per bot, counted in any one second as they arrive,
+    and about 1/s per chat with short bursts: a turn often answers with two or three messages,
+    so a chat may burst 3, then 1/s. Overall, sends start evenly at `overall_per_second`, at
+    most `overall_burst` of them making up for a late timer; and never more than
+    `in_any_second` are started or unanswered within one second (PriorityPacer's window), so
+    jitter and a stalled event loop cannot bunch 30 arrivals into one second (issue 14).
+    A 429 holds every send for its retry_after (`pause_on_429`), as Telegram asks: another
+    process on the same token (a deploy overlap) shares the 30/s, and only the answers say so."""
 
-    overall_per_second: float = 25
+    overall_per_second: float = 29.5
     overall_burst: int = 2
+    in_any_second: int = 30
+    pause_on_429: bool = True
     chat_burst: float = 3
     chat_period: float = 3.0
+
+    @property
+    def overall_window(self) -> int:
+        """The window's places: Telegram's count, or the pace when it is set above that
+        (a local Bot API server, or tests that go faster than Telegram allows)."""
+        return max(self.in_any_second, math.ceil(self.overall_per_second))
 
 
 class Outbound:
@@ -89,7 +101,11 @@ class Outbound:
         # second's worth go at once and then keep leaking at the rate, so up to twice the rate
         # could land in one second (59-60 against Telegram's 30, issue 12); and its waiters go
         # first come first served, where a reply must pass a broadcast's queued sends.
-        self._overall = PriorityPacer(limits.overall_per_second, burst=limits.overall_burst)
+        self.overall = PriorityPacer(
+            limits.overall_per_second,
+            burst=limits.overall_burst,
+            in_any_second=limits.overall_window,
+        )
         # A chat quiet long enough to be forgotten has an empty bucket anyway.
         self._per_chat: LRUCache[int, AsyncLimiter] = LRUCache(maxsize=10_000)
         # Chats that just shared their own number: the next plain text removes the
@@ -103,12 +119,21 @@ class Outbound:
             limits = self._limits
             bucket = self._per_chat[chat] = AsyncLimiter(limits.chat_burst, limits.chat_period)
         # The chat's bucket first: waiting for a busy chat must not hold overall capacity.
-        async with bucket, self._overall:
+        async with bucket, self.overall:
             try:
                 return await translate_errors(call)
             except SendError as error:
+                if isinstance(error, TransientSendError) and error.retry_after:
+                    self._flood_answered(error.retry_after)
                 log_failure(chat, "send", error)
                 raise
+
+    def _flood_answered(self, retry_after: float) -> None:
+        """Telegram said "too many": no send of this bot starts before it said. The answer
+        does not say whether the bot's or one chat's limit was hit; holding every send for
+        one chat's flood is the rarer mistake, and the cheaper one."""
+        if self._limits.pause_on_429:
+            self.overall.pause(retry_after)
 
     async def send_text(self, chat: int, message: OutText) -> str | None:
         parts = split_html(message.text, MAX_TEXT)
@@ -175,7 +200,7 @@ class Outbound:
         if not pressed or not isinstance(message, Message) or message.reply_markup is None:
             return
         try:
-            async with self._overall:
+            async with self.overall:
                 await self.api.call(
                     "editMessageReplyMarkup", chat_id=message.chat.id, message_id=message.message_id
                 )

@@ -31,6 +31,11 @@ class OutsideWindow(PermanentSendError):
     """131047: free-form messages are refused; the same message goes out as a template."""
 
 
+class TooFast(TransientSendError):
+    """130429: the number is past Meta's throughput: every send of the number waits, not only
+    the refused one (bot.channels.whatsapp.outbound.Pacing.too_fast)."""
+
+
 @dataclass
 class RetryDelays:
     """Seconds to wait before a resend, by cause. Mutable so tests can shorten them."""
@@ -93,6 +98,8 @@ def raise_for_error(response: httpx.Response, delays: RetryDelays) -> None:
     if code == UNDELIVERABLE:  # not on WhatsApp (or can't receive): stop sending there
         raise RecipientUnreachable(reason)
     retry_after = delays.after_refusal(code)
+    if code == TOO_FAST:
+        raise TooFast(reason, retry_after=retry_after)
     if retry_after is not None:
         raise TransientSendError(reason, retry_after=retry_after)
     if code in TRANSIENT_CODES or response.status_code >= 500 or response.status_code == 429:

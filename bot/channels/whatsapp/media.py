@@ -16,7 +16,7 @@ from cachetools import TTLCache
 from pydantic import ValidationError
 
 from bot.channels.pacing import PriorityPacer
-from bot.channels.whatsapp.errors import RetryDelays, graph_error, raise_for_error
+from bot.channels.whatsapp.errors import RetryDelays, TooFast, graph_error, raise_for_error
 from bot.channels.whatsapp.payloads import MediaInfo, Uploaded
 from bot.engine.channel import (
     FetchFailed,
@@ -63,17 +63,21 @@ class Media:
         except (EvidenceNotFoundError, ValueError) as error:
             raise PermanentSendError(f"file {message.storage_key} not in the store") from error
         mime = mimetypes.guess_type(message.filename)[0] or "application/octet-stream"
-        await self._limiter.acquire()
+        async with self._limiter:  # its answer gives its place in the window back
+            try:
+                response = await self._client.post(
+                    self.upload_url,
+                    data={"messaging_product": "whatsapp", "type": mime},
+                    files={"file": (message.filename, data, mime)},
+                    timeout=httpx.Timeout(120.0, connect=5.0),
+                )
+            except httpx.HTTPError as error:
+                raise TransientSendError(f"upload: {error!r}") from error
         try:
-            response = await self._client.post(
-                self.upload_url,
-                data={"messaging_product": "whatsapp", "type": mime},
-                files={"file": (message.filename, data, mime)},
-                timeout=httpx.Timeout(120.0, connect=5.0),
-            )
-        except httpx.HTTPError as error:
-            raise TransientSendError(f"upload: {error!r}") from error
-        raise_for_error(response, self.delays)
+            raise_for_error(response, self.delays)
+        except TooFast as error:
+            self._limiter.pause(error.retry_after or 0.0)  # the number's pace, as for a send
+            raise
         try:
             media_id = Uploaded.model_validate_json(response.content).id
         except ValidationError as error:

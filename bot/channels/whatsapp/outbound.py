@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from bot.channels.whatsapp import shapes, templates
 from bot.channels.whatsapp.errors import (
     OutsideWindow,
     RetryDelays,
+    TooFast,
     log_send_failure,
     raise_for_error,
     short_key,
@@ -53,6 +55,7 @@ WINDOW = timedelta(hours=24)
 WINDOW_MARGIN = timedelta(minutes=5)
 PROGRESS_TTL = 15 * 60.0  # seconds a half-sent split message is remembered for its retry
 MAX_RECIPIENTS = 10_000  # paces and closed windows remembered: bounded however many users
+NUMBER_LIMIT = 80  # messages/s Meta lets one number send (its default throughput)
 MAX_IN_PROGRESS = 1_000
 IMAGE_MIMES = frozenset({"image/jpeg", "image/png"})  # what WhatsApp shows as a photo
 
@@ -61,17 +64,29 @@ class Pacing:
     """Under Meta's ~80 messages/s per number, and a burst-then-steady pace per recipient.
 
     Meta's pair rate is about 1 message per 6 s to one user, with bursts tolerated: a
-    conversation's replies go out at once, a runaway loop is slowed to 1 message/s."""
+    conversation's replies go out at once, a runaway loop is slowed to 1 message/s.
+
+    Like Telegram's, Meta's count is of requests as they arrive: besides the even pace, never
+    more than NUMBER_LIMIT requests are started or unanswered within one second (PriorityPacer's
+    window, issue 14), and a 130429 holds every send of the number for its wait."""
 
     def __init__(
         self, messages_per_second: float, recipient_burst: int, recipient_interval: float
     ) -> None:
         # Evenly spaced, and the most urgent waiting send first (a reply passes a broadcast's
-        # queued sends: bot.engine.channel.send_priority).
-        self.number = PriorityPacer(messages_per_second)
+        # queued sends: bot.engine.channel.send_priority). Use as `async with` around the
+        # request: its answer gives its place in the window back a second later.
+        self.number = PriorityPacer(
+            messages_per_second,
+            in_any_second=max(NUMBER_LIMIT, math.ceil(messages_per_second)),
+        )
         self.recipient_burst = recipient_burst
         self.recipient_interval = recipient_interval
         self._recipients: LRUCache[str, AsyncLimiter] = LRUCache(maxsize=MAX_RECIPIENTS)
+
+    def too_fast(self, error: TooFast) -> None:
+        """Meta said the number sends too fast: no send of it starts for the wait."""
+        self.number.pause(error.retry_after or 0.0)
 
     def recipient(self, chat_id: str) -> AsyncLimiter:
         pace = self._recipients.get(chat_id)
@@ -267,12 +282,16 @@ class Outbound:
 
     async def _post(self, body: Json, *, recipient: str) -> str:
         await self.pacing.recipient(recipient).acquire()
-        await self.pacing.number.acquire()
+        async with self.pacing.number:
+            try:
+                response = await self._client.post(self.messages_url, json=body)
+            except httpx.HTTPError as error:
+                raise TransientSendError(f"network: {error!r}") from error
         try:
-            response = await self._client.post(self.messages_url, json=body)
-        except httpx.HTTPError as error:
-            raise TransientSendError(f"network: {error!r}") from error
-        raise_for_error(response, self.delays)
+            raise_for_error(response, self.delays)
+        except TooFast as error:
+            self.pacing.too_fast(error)
+            raise
         try:
             sent = SendResponse.model_validate_json(response.content)
         except ValidationError as error:
