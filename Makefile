@@ -11,6 +11,8 @@ UV := $(VENV)/bin/uv
 # pip-audit reads each locked version's vulnerabilities from PyPI's JSON API, one URL per
 # release, like this one: probed first, so that an unreachable database is said plainly.
 AUDIT_PROBE_URL ?= https://pypi.org/pypi/pip/24.0/json
+# What `make audit` checks: the whole lock (tests/test_audit.py gives it a file of two packages).
+AUDIT_REQUIREMENTS ?= $(LOCK)
 
 .PHONY: demo test lint bench clean lock audit
 
@@ -50,21 +52,30 @@ lock:
 		--generate-hashes --quiet -o $(LOCK)
 	@echo "$(LOCK) written; 'make' installs it."
 
-# Known vulnerabilities in the locked versions (pip-audit, PyPI's vulnerability data). Exit 0:
-# every package checked, none vulnerable; 1: vulnerabilities listed; 2: the data could not be
-# reached (not even for one package, or not for all: --strict), so the set is NOT audited.
+# Known vulnerabilities in the locked versions (pip-audit, PyPI's vulnerability data). The
+# recipe ends with 0: every package checked, none vulnerable; 1: VULNERABLE, listed; 2: NOT
+# AUDITED, the data could not be reached (not at all, or not for every package), or pip-audit
+# failed. make itself exits 2 for any failing recipe, so a caller tells 1 from 2 by the last
+# line ("make audit: VULNERABLE" / "make audit: NOT AUDITED") or make's "Error 1"/"Error 2".
+# pip-audit exits 1 both for vulnerabilities and for its own failures: its summary tells them
+# apart. tests/test_audit.py runs each outcome against a fake of the data.
 audit: $(STAMP)
 	@$(VENV)/bin/python -c "import urllib.request as u; u.urlopen('$(AUDIT_PROBE_URL)', timeout=20)" \
 		2>/dev/null || { echo "make audit: NOT AUDITED: PyPI's vulnerability data ($(AUDIT_PROBE_URL))" \
 		"is not reachable from this machine (a registry mirror serves packages, not that API)." >&2; \
 		exit 2; }
-	@out=$$(mktemp); $(VENV)/bin/pip-audit --disable-pip --require-hashes --requirement $(LOCK) \
+	@out=$$(mktemp); $(VENV)/bin/pip-audit --disable-pip --require-hashes --requirement $(AUDIT_REQUIREMENTS) \
 		--strict --vulnerability-service pypi --progress-spinner off > $$out 2>&1; status=$$?; \
-		cat $$out; \
-		if grep -q "could not be audited" $$out; then rm -f $$out; \
-			echo "make audit: NOT AUDITED: some packages' vulnerability data could not be" \
-			"fetched (listed above)." >&2; exit 2; fi; \
-		rm -f $$out; exit $$status
+		cat $$out; code=0; \
+		if grep -q "could not be audited" $$out; then code=2; \
+			verdict="NOT AUDITED: some packages' vulnerability data could not be fetched (listed above)."; \
+		elif grep -q "^Found [0-9]* known vulnerabilit" $$out; then code=1; \
+			verdict="VULNERABLE: known vulnerabilities in the audited versions (listed above)."; \
+		elif [ $$status -ne 0 ]; then code=2; \
+			verdict="NOT AUDITED: pip-audit failed (its output is above)."; fi; \
+		rm -f $$out; \
+		if [ $$code -ne 0 ]; then echo "make audit: $$verdict" >&2; fi; \
+		exit $$code
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

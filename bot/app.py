@@ -216,6 +216,7 @@ def http_limits(settings: Settings) -> ServerLimits:
     return ServerLimits(
         max_connections=settings.http_max_connections,
         keep_alive_seconds=settings.http_keep_alive_seconds,
+        head_seconds=settings.http_head_timeout_seconds,
         body_seconds=settings.http_body_timeout_seconds,
     )
 

@@ -2,10 +2,12 @@
 
 It is on the public internet (behind a reverse proxy, docs/operations.md), so every resource a
 client can hold is bounded: connections (uvicorn's `limit_concurrency`: more get a 503), the
-size of a request head (h11's incomplete-event limit), idle keep-alive, and the size and the
+size of a request head (h11's incomplete-event limit) and the time it may take to arrive
+(`HeadDeadline`, since uvicorn has no head timeout), idle keep-alive, and the size and the
 time of a request body (`BoundedBody`, since uvicorn has no body timeout). A client that goes
-away mid-body costs one log line, and what an attack repeats (503s, cut bodies, accept errors
-when descriptors run out) is logged once per interval (`QuietRepeats`), not once per request.
+away mid-body costs one log line, and what an attack repeats (503s, cut bodies, slow heads,
+accept errors when descriptors run out) is logged once per interval (`QuietRepeats`), not
+once per request.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, ClassVar, Protocol
 
+import h11
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bot.engine.health import DATABASE, Health, short_reason
 
@@ -45,6 +50,7 @@ class ServerLimits:
     max_connections: int = 500  # beyond: 503 at once (uvicorn's limit_concurrency)
     keep_alive_seconds: int = 5  # an idle kept-alive connection is closed after this
     max_head_bytes: int = 16 * 1024  # request line and headers (h11)
+    head_seconds: float = 10.0  # a request head must be complete by then: else closed
     max_body_bytes: int = 1024 * 1024
     body_seconds: float = 10.0  # the whole body must have arrived by then: else 408
     # Bodies are read before a route checks the sender: all of them together may hold this
@@ -218,6 +224,173 @@ async def _plain(send: Send, status: int, text: bytes) -> None:
     await send({"type": "http.response.body", "body": text, "more_body": False})
 
 
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+# Calls a function after a delay, as loop.call_later does (tests pass a manual one).
+Scheduler = Callable[[float, Callable[[], None]], Cancellable]
+
+
+class Stage(Enum):
+    """Where a connection's client is, as far as the head deadline cares."""
+
+    HEAD = "head"  # a request head is awaited: from the accept, or the next request's 1st byte
+    MESSAGE = "message"  # the head is complete; the body is BoundedBody's business
+    BETWEEN = "between"  # a request ended; idle time is uvicorn's keep-alive timeout
+    UNFOLLOWED = "unfollowed"  # not plain HTTP/1.1 requests any more (error, close, upgrade)
+
+
+class HeadWatch:
+    """Follows the requests a client sends on one connection with a parser of our own (h11,
+    as uvicorn's): tells when a head is awaited and when it is complete. It only reads: what
+    is answered is still uvicorn's alone. A fresh parser per request, started on the bytes
+    left after the previous one (a pipelined request), since h11 waits for a response before
+    it parses the next request and this parser never sees one."""
+
+    def __init__(self, max_head_bytes: int) -> None:
+        self.max_head_bytes = max_head_bytes
+        self.stage = Stage.HEAD
+        self.heads = 0  # heads completed: a deadline runs per head
+        self._parser = self._fresh()
+
+    def _fresh(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_bytes)
+
+    def received(self, data: bytes) -> None:
+        if self.stage is Stage.UNFOLLOWED or not data:
+            return
+        if self.stage is Stage.BETWEEN:
+            self.stage = Stage.HEAD  # the first byte of the next request starts its deadline
+        self._parser.receive_data(data)
+        try:
+            self._advance()
+        except h11.RemoteProtocolError:  # uvicorn answers 400 and closes: nothing to follow
+            self.stage = Stage.UNFOLLOWED
+
+    def _advance(self) -> None:
+        while True:
+            event = self._parser.next_event()
+            if event is h11.NEED_DATA:
+                return
+            if isinstance(event, h11.Request):
+                self.stage = Stage.MESSAGE
+                self.heads += 1
+            elif isinstance(event, h11.EndOfMessage):
+                if self._parser.their_state is not h11.DONE:  # Connection: close, an upgrade
+                    self.stage = Stage.UNFOLLOWED
+                    return
+                rest, _closed = self._parser.trailing_data
+                self._parser = self._fresh()
+                if not rest:  # (h11 takes empty data for the end of the stream)
+                    self.stage = Stage.BETWEEN
+                    return
+                self.stage = Stage.HEAD
+                self._parser.receive_data(rest)
+            elif not isinstance(event, h11.Data):  # ConnectionClosed, PAUSED
+                self.stage = Stage.UNFOLLOWED
+                return
+
+
+class HeadDeadline(asyncio.Protocol):
+    """uvicorn's HTTP protocol, composed: every callback goes on to it unchanged, and a
+    connection whose request head is not complete `head_seconds` after it began to be awaited
+    is closed (one log line, throttled by QuietRepeats). uvicorn has no head timeout: its
+    keep-alive timer starts only after a response, so a head trickled a byte at a time held a
+    connection (and a place under limit_concurrency) for ever. The deadline runs from the
+    accept for the first request, and from a later request's first byte, like nginx's
+    client_header_timeout. Made for uvicorn by `with_head_deadline` (Config(http=...) takes an
+    asyncio.Protocol class and calls it once per connection with its own arguments)."""
+
+    make_inner: ClassVar[Callable[..., asyncio.Protocol]]
+    head_seconds: ClassVar[float]
+    head_max_bytes: ClassVar[int]
+    schedule_on: ClassVar[Scheduler | None] = None  # None: the running loop's call_later
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # uvicorn's arguments (config, server state...) are passed on untouched.
+        self.inner = type(self).make_inner(*args, **kwargs)
+        self.watch = HeadWatch(type(self).head_max_bytes)
+        self.transport: asyncio.BaseTransport | None = None
+        self.timer: Cancellable | None = None
+        self.timed_head = -1  # the head (by HeadWatch.heads) the running timer is for
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.inner.connection_made(transport)
+        self._follow()
+
+    def data_received(self, data: bytes) -> None:
+        self.watch.received(data)
+        self._follow()
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def _follow(self) -> None:
+        """A timer runs exactly while a head is awaited, one deadline per head."""
+        if self.watch.stage is not Stage.HEAD:
+            self._stop_timer()
+        elif self.timer is None or self.timed_head != self.watch.heads:
+            self._stop_timer()
+            self._start_timer()
+
+    def _start_timer(self) -> None:
+        schedule = type(self).schedule_on or asyncio.get_running_loop().call_later
+        self.timed_head = self.watch.heads
+        self.timer = schedule(type(self).head_seconds, self._too_slow)
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _too_slow(self) -> None:
+        self.timer = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if isinstance(transport, asyncio.ReadTransport) and not transport.is_reading():
+            # uvicorn paused reading (a pipelined request waits for the response before it):
+            # the wait is the server's, not the client's. Checked again a deadline later.
+            self._start_timer()
+            return
+        log.warning(
+            "request head not complete within %s s: connection closed", type(self).head_seconds
+        )
+        transport.close()
+
+
+def with_head_deadline(
+    inner: Callable[..., asyncio.Protocol],
+    *,
+    seconds: float,
+    max_head_bytes: int,
+    schedule: Scheduler | None = None,
+) -> type[HeadDeadline]:
+    """The protocol class to give uvicorn's Config(http=...): `inner` (uvicorn's own protocol
+    class) under a head deadline of `seconds`."""
+
+    class BoundHeadDeadline(HeadDeadline):
+        make_inner = inner
+        head_seconds = seconds
+        head_max_bytes = max_head_bytes
+        schedule_on = schedule
+
+    return BoundHeadDeadline
+
+
 def healthz_endpoint(
     health: Health, database_check: DatabaseCheck | None
 ) -> Callable[[Request], Awaitable[JSONResponse]]:
@@ -302,7 +475,12 @@ class HttpServer:
             log_config=None,  # uvicorn's lines go through our logging (and its filters)
             log_level="warning",
             access_log=False,
-            http="h11",  # the protocol whose head-size limit is configurable
+            # h11: the protocol whose head-size limit is configurable; under our head deadline.
+            http=with_head_deadline(
+                H11Protocol,
+                seconds=self.limits.head_seconds,
+                max_head_bytes=self.limits.max_head_bytes,
+            ),
             limit_concurrency=self.limits.max_connections,
             timeout_keep_alive=self.limits.keep_alive_seconds,
             h11_max_incomplete_event_size=self.limits.max_head_bytes,

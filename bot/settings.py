@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # The public edge (docs/operations.md): HTTP limits, invite tries, inbound pace per sender.
     http_max_connections: int = Field(default=500, ge=10, le=100_000)
     http_keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    # A request head (line and headers) must be complete this long after the connection opens
+    # (or after a kept-alive connection's next request begins), else the connection is closed.
+    http_head_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     http_body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # Keys the invite codes' hashes (HMAC-SHA256); changing it voids unredeemed codes.
     invite_secret: str | None = None

@@ -1,11 +1,12 @@
-"""The public edge of the HTTP server (hardening issue #13, items 3, 8 and 13): slow bodies,
-too many connections and clients that go away cost bounded resources and bounded log lines;
+"""The public edge of the HTTP server (hardening issue #13, items 3, 8 and 13): slow heads and
+bodies, too many connections and clients that go away cost bounded resources and bounded log lines;
 /healthz says what is failing. Real uvicorn on 127.0.0.1, real sockets, the real WhatsApp
 channel against the fake Graph API."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,7 +25,17 @@ from starlette.routing import Route
 from bot.app import App, build, evidence_store, http_server, whatsapp_channel
 from bot.channels.whatsapp import WEBHOOK_PATH
 from bot.engine.health import DATABASE, Health
-from bot.http import BoundedBody, HttpServer, ServerLimits, build_app, install_quiet_repeats
+from bot.http import (
+    BoundedBody,
+    HeadDeadline,
+    HeadWatch,
+    HttpServer,
+    ServerLimits,
+    Stage,
+    build_app,
+    install_quiet_repeats,
+    with_head_deadline,
+)
 from bot.settings import Settings
 from storage.db import create_engine, ping
 from storage.models import InboxMessage
@@ -335,3 +346,246 @@ async def test_bodies_held_at_once_stay_within_their_memory_budget(
         await server.stop()
     assert app.buffered == 0
     assert any("over their memory budget" in r.getMessage() for r in caplog.records)
+
+
+# --- Slow request heads (issue #13 item 3: the head's time) ----------------------------------
+
+
+async def open_slow_head(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """An unauthenticated POST whose head stops halfway (no blank line ever comes)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ".encode())
+    await writer.drain()
+    return reader, writer
+
+
+async def trickle(writers: list[asyncio.StreamWriter], stop: asyncio.Event) -> None:
+    """The attack's pace: one more byte of header on every open connection every 50 ms (the
+    head never ends), until `stop`."""
+    while not stop.is_set():
+        for writer in writers:
+            if not writer.is_closing():
+                writer.write(b"x")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await stop.wait()
+
+
+async def answer_of(reader: asyncio.StreamReader) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    try:
+        return await reader.read()
+    except ConnectionError:  # closed while our trickle was writing: a reset
+        return b""
+
+
+async def test_slow_heads_are_closed_at_their_deadline_and_real_requests_get_through(
+    database: str, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """More connections than the connection limit trickle their request heads a byte at a
+    time: uvicorn never timed them out, so they held every place and real webhooks got 503.
+    Each is closed LAPORHAM_HTTP_HEAD_TIMEOUT_SECONDS after it opened (bytes do not extend
+    it), with one log line for all of them; then /healthz and a signed webhook answer."""
+    caplog.set_level(logging.WARNING)
+    overrides: dict[str, int | float] = {
+        "http_max_connections": 30,
+        "http_head_timeout_seconds": 0.5,
+    }
+    async with serving(database, data_dir, **overrides) as served:
+        slow = [await open_slow_head(served.http.port) for _ in range(45)]
+        stop = asyncio.Event()
+        async with asyncio.timeout(GUARD_SECONDS), asyncio.TaskGroup() as attack:
+            attack.create_task(trickle([writer for _reader, writer in slow], stop))
+            answers = await asyncio.gather(*(answer_of(reader) for reader, _w in slow))
+            stop.set()
+        assert answers == [b""] * 45  # closed without an answer, as nginx does
+        async with httpx.AsyncClient(base_url=served.base, timeout=GUARD_SECONDS) as client:
+            health = await client.get("/healthz")
+            assert health.status_code == 200 and health.json() == {"status": "ok"}
+            body = wp.encode(wp.text_message(OUTSIDER, "halo"))
+            response = await client.post(
+                WEBHOOK_PATH, content=body, headers=wp.signed_headers(body, SECRET)
+            )
+            assert response.status_code == 200
+            replies = await served.api.wait_for_sent(1, to=OUTSIDER, timeout=GUARD_SECONDS)
+            assert "/daftar" in str(replies[0])
+        await close_all([writer for _reader, writer in slow])
+    lines = [r.getMessage() for r in edge_lines(caplog)]
+    assert lines == ["request head not complete within 0.5 s: connection closed"]
+
+
+async def test_a_kept_alive_connection_has_a_deadline_for_each_head(
+    database: str, data_dir: Path
+) -> None:
+    """A first request answered, then the next head trickled: the deadline starts again at the
+    next request's first byte (idle time before it is keep-alive's), and that head is cut."""
+    async with serving(database, data_dir, http_head_timeout_seconds=0.5) as served:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.http.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(GUARD_SECONDS):
+            assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+            await reader.readuntil(b'"ok"}')
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # no blank line
+            assert await answer_of(reader) == b""
+        await close_all([writer])
+
+
+# HeadDeadline on its own: a fake uvicorn protocol and transport, and a timer the test fires.
+
+
+class ManualTimers:
+    """loop.call_later's stand-in: the test decides when a deadline has passed."""
+
+    def __init__(self) -> None:
+        self.pending: list[ManualTimer] = []
+
+    def __call__(self, delay: float, callback: Callable[[], None]) -> ManualTimer:
+        timer = ManualTimer(delay, callback)
+        self.pending.append(timer)
+        return timer
+
+    @property
+    def running(self) -> list[ManualTimer]:
+        return [t for t in self.pending if not t.cancelled and not t.fired]
+
+    def expire(self) -> None:
+        for timer in self.running:
+            timer.fired = True
+            timer.callback()
+
+
+@dataclass
+class ManualTimer:
+    delay: float
+    callback: Callable[[], None]
+    cancelled: bool = False
+    fired: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+        self.reading = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+
+class RecordingProtocol(asyncio.Protocol):
+    """Stands for uvicorn's protocol: records what reaches it."""
+
+    def __init__(self, **kwargs: object) -> None:
+        self.kwargs = kwargs
+        self.calls: list[str] = []
+        self.data = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.calls.append("made")
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def eof_received(self) -> bool | None:
+        self.calls.append("eof")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.calls.append("lost")
+
+
+def deadline_protocol(timers: ManualTimers) -> tuple[HeadDeadline, FakeTransport]:
+    cls = with_head_deadline(RecordingProtocol, seconds=10, max_head_bytes=1024, schedule=timers)
+    protocol = cls(config="uvicorn's", server_state="its own")
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+def test_the_deadline_runs_from_the_accept_until_the_head_is_complete(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    timers = ManualTimers()
+    protocol, transport = deadline_protocol(timers)
+    inner = protocol.inner
+    assert isinstance(inner, RecordingProtocol)
+    assert inner.kwargs == {"config": "uvicorn's", "server_state": "its own"}
+    assert [t.delay for t in timers.running] == [10]
+    protocol.data_received(b"POST /w HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n")
+    assert len(timers.running) == 1  # bytes of the same head do not restart it
+    protocol.data_received(b"\r\nab")
+    assert timers.running == []  # head complete: the body is BoundedBody's
+    protocol.data_received(b"cd")
+    assert timers.running == []  # request done: idle is uvicorn's keep-alive
+    protocol.data_received(b"G")
+    assert len(timers.running) == 1  # the next head began
+    caplog.set_level(logging.WARNING)
+    timers.expire()
+    assert transport.closed
+    assert [r.getMessage() for r in caplog.records] == [
+        "request head not complete within 10 s: connection closed"
+    ]
+    assert inner.data == b"POST /w HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcdG"
+    protocol.eof_received()
+    protocol.connection_lost(None)
+    assert inner.calls == ["made", "eof", "lost"]
+
+
+def test_pipelined_requests_get_a_deadline_each() -> None:
+    timers = ManualTimers()
+    protocol, transport = deadline_protocol(timers)
+    protocol.data_received(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHo")
+    (first,) = [t for t in timers.pending if t.cancelled]
+    (second,) = timers.running  # a new deadline for /b's head, not /a's
+    protocol.data_received(b"st: x\r\n\r\n")
+    assert timers.running == [] and second.cancelled and first is not second
+    protocol.connection_lost(None)
+    assert not transport.closed
+
+
+def test_a_server_that_paused_reading_is_not_the_clients_fault() -> None:
+    """uvicorn pauses reading while a pipelined request waits for the previous response: the
+    deadline is checked again a deadline later instead of closing."""
+    timers = ManualTimers()
+    _protocol, transport = deadline_protocol(timers)
+    transport.reading = False
+    timers.expire()
+    assert not transport.closed and len(timers.running) == 1
+    transport.reading = True
+    timers.expire()
+    assert transport.closed
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET",  # uvicorn closes
+        b"NOT HTTP AT ALL\r\n\r\n",  # uvicorn answers 400 and closes
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n",
+    ],
+)
+def test_what_is_no_longer_plain_requests_is_left_to_uvicorn(data: bytes) -> None:
+    watch = HeadWatch(max_head_bytes=1024)
+    watch.received(data)
+    assert watch.stage is Stage.UNFOLLOWED
+    watch.received(b"more")
+    assert watch.stage is Stage.UNFOLLOWED
+
+
+def test_a_chunked_body_then_the_next_head() -> None:
+    watch = HeadWatch(max_head_bytes=1024)
+    watch.received(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc")
+    assert watch.stage is Stage.MESSAGE
+    watch.received(b"\r\n0\r\n\r\n")
+    assert watch.stage is Stage.BETWEEN and watch.heads == 1
+    watch.received(b"GET / HTTP/1.1\r\n")
+    assert watch.stage is Stage.HEAD
