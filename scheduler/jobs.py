@@ -97,7 +97,7 @@ def scheduled_jobs(
         Job(id="reminders", seconds=60, run=reminders.tick),
         Job(id="broadcast-progress", seconds=5, run=broadcasts_step),
         # Often: the asker was told "being prepared" and waits for the files.
-        Job(id="recap-requests", seconds=2, run=recaps.run),
+        Job(id="recap-requests", seconds=2, run=recaps.tick),
         Job(id="retention-prune", daily_at="03:00", run=prune),
         Job(id="sqlite-optimize", daily_at="03:30", run=optimize),
     ]

@@ -34,6 +34,7 @@ any evidence row: the daily sweep keeps them while an outbox row still to be sen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import shutil
@@ -116,6 +117,18 @@ class RecapJob:
         self.clock = clock
         self.wakeup = wakeup
         self.hooks = hooks or RecapHooks()
+        # The run the scheduler's tick started, while it is in hand.
+        self.current_run: asyncio.Task[int] | None = None
+
+    async def tick(self) -> bool:
+        """The scheduler's entry: start a run unless one is still in hand, and return at once.
+        A long run (a national recap, a ZIP) then never makes APScheduler skip a tick with a
+        warning in the log every 2 s. True when a run was started."""
+        if self.current_run is not None and not self.current_run.done():
+            return False
+        self.current_run = asyncio.create_task(self.run(), name="recap-requests")
+        self.current_run.add_done_callback(_log_failure)
+        return True
 
     async def run(self) -> int:
         """Make the due requests (at most PER_RUN); returns how many were answered."""
@@ -140,6 +153,15 @@ class RecapJob:
         """1: answered; 0: answered by another run already; None: failed, tried again later."""
         try:
             answer = await self._make(request)
+        except asyncio.CancelledError:
+            # A graceful stop: give the request back now rather than after its lease. If the
+            # database is already closed, the lease still hands it on later.
+            with contextlib.suppress(Exception):
+                async with transaction(self.sessions) as session:
+                    await recap_requests.release(
+                        session=session, request_id=request.id, owner=self.owner
+                    )
+            raise
         except Exception as error:  # one request's trouble must not stop the others
             log.warning(
                 "recap %d failed (try %d): %s: %s",
@@ -282,6 +304,12 @@ class RecapJob:
             storage_key=key, filename=f"{stem}.zip", caption=caption, language=request.language
         )
         return Answer((("zip", document),))
+
+
+def _log_failure(task: asyncio.Task[int]) -> None:
+    """A run that failed as a whole (the database away): one line; the next tick tries again."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("recap-requests: run failed: %s", type(error).__name__)
 
 
 @dataclass(frozen=True)

@@ -313,3 +313,45 @@ async def test_an_evidence_zip_in_english(sessions, data_dir) -> None:
     await h.sender.drain_all()
     [document] = _files(h, before)
     assert "Evidence of Kabupaten Betasatu" in document.caption and "1 files" in document.caption
+
+
+async def test_a_tick_starts_one_run_at_a_time(sessions, data_dir) -> None:
+    """The scheduler's tick returns at once; while a run is in hand, a tick starts none."""
+    country = await _country(sessions)
+    h = await _asker(sessions, data_dir, country.coordinators["91"])
+    await h.text("/rekap")
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(_request_id: int) -> None:
+        held.set()
+        await release.wait()
+
+    job = _job(h, "a", hooks=RecapHooks(before_render=hold))
+    assert await job.tick() is True
+    await held.wait()
+    assert await job.tick() is False  # the first run is still rendering
+    release.set()
+    assert job.current_run is not None and await job.current_run == 1
+    assert len(await _recap_rows(sessions)) == 2
+
+
+async def test_a_run_cancelled_mid_render_gives_the_request_back(sessions, data_dir) -> None:
+    country = await _country(sessions)
+    h = await _asker(sessions, data_dir, country.coordinators["91"])
+    await h.text("/rekap")
+    held = asyncio.Event()
+
+    async def hold(_request_id: int) -> None:
+        held.set()
+        await asyncio.Event().wait()  # until cancelled
+
+    job = _job(h, "stopping", hooks=RecapHooks(before_render=hold))
+    await job.tick()
+    await held.wait()
+    assert job.current_run is not None
+    job.current_run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job.current_run
+    [request] = await _requests(sessions)
+    assert request.state is RecapState.pending and request.claimed_by is None
+    assert await _job(h, "next").run() == 1
