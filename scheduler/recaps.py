@@ -164,10 +164,11 @@ class RecapJob:
             raise
         except Exception as error:  # one request's trouble must not stop the others
             log.warning(
-                "recap %d failed (try %d): %s: %s",
+                "recap %d failed (try %d): %s user %s: %s",
                 request.id,
                 request.attempts,
                 request.channel,
+                request.chat_id[-4:],
                 type(error).__name__,
             )
             if request.attempts < MAX_ATTEMPTS:
