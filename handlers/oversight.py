@@ -33,7 +33,7 @@ from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from bot.engine.events import Choice, ChoiceMade, CommandReceived
+from bot.engine.events import Choice, ChoiceMade, CommandReceived, TextReceived
 from bot.engine.turn import Turn
 from handlers import report_views as views
 from storage import oversight, recap_requests, reports
@@ -159,8 +159,14 @@ async def send_recap(turn: Turn) -> None:
 
 
 def _arguments(turn: Turn) -> list[str]:
+    """The words after the command: "/rekap bukti 18.71", or typed bare by an overseer
+    ("rekap bukti 18.71", handlers/router.py)."""
     event = turn.event
-    return event.args.split() if isinstance(event, CommandReceived) else []
+    if isinstance(event, CommandReceived):
+        return event.args.split()
+    if isinstance(event, TextReceived):
+        return event.text.split()[1:]
+    return []
 
 
 async def _evidence_region(turn: Turn, contact: Contact, words: list[str]) -> Region | None:

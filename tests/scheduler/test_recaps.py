@@ -249,7 +249,7 @@ async def test_a_coordinator_gets_their_pemda_evidence_zip(sessions, data_dir) -
     country = await _country(sessions)
     h = await _asker(sessions, data_dir, country.coordinators["91.01"])
     await _real_blobs(sessions, LocalEvidenceStore(data_dir / "evidence"))
-    reply = await h.text("/rekap bukti")
+    reply = await h.text("rekap bukti")  # typed bare, as on WhatsApp
     assert "ZIP data dukung" in reply and "sedang disiapkan" in reply
     before = len(h.channel.sent)
     assert await _job(h, "a").run() == 1
