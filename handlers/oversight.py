@@ -48,6 +48,8 @@ MAX_PAGE_CHARS = 3000  # under both channels' 4,096, with the header and footer
 NAV_BUTTONS = 2  # previous, next: kept free on every page, so pages do not shift
 # "/rekap bukti": the evidence ZIP instead of the chart and the workbook.
 EVIDENCE_WORDS = frozenset({"bukti", "evidence"})
+RECAP_VIEW = "recap"  # the "being prepared" answer, with its evidence ZIP button
+EVIDENCE_CHOICE = "bukti"
 
 
 class Step(StrEnum):
@@ -96,6 +98,11 @@ async def handle(turn: Turn) -> bool:
     contact = turn.contact
     if not isinstance(event, ChoiceMade) or contact is None:
         return False
+    if turn.get("view") == RECAP_VIEW:
+        if event.choice_id != EVIDENCE_CHOICE:
+            return False
+        await _evidence_button(turn, contact)
+        return True
     view = View(turn.get("view", View.status))
     node = Node(Level(turn.get("level", Level.region)), turn.get("region_id"))
     page = int(turn.get("page", 1))
@@ -133,29 +140,61 @@ async def send_recap(turn: Turn) -> None:
         turn.say("oversight.no_period")
         return
     words = _arguments(turn)
-    kind, region_id = RecapKind.recap, None
     if words and words[0].casefold() in EVIDENCE_WORDS:
         region = await _evidence_region(turn, contact, words[1:])
-        if region is None:
-            return
-        kind, region_id = RecapKind.evidence, region.id
+        if region is not None:
+            await _record(turn, contact, period, RecapKind.evidence, region.id)
+            turn.say("oversight.evidence_preparing", period=period.title)
+        return
+    await _record(turn, contact, period, RecapKind.recap, None)
+    preparing = turn.text("oversight.recap_preparing", period=period.title)
+    if turn.flow not in {None, FLOW} or await _own_pemda(turn, contact) is None:
+        turn.say_markup(preparing)  # (another flow in hand keeps its place)
+        return
+    # A kabupaten/kota coordinator has one pemda: its evidence ZIP is one button away.
+    turn.goto(FLOW, Step.view, view=RECAP_VIEW, period_id=period.id)
+    turn.ask(preparing, [Choice(EVIDENCE_CHOICE, turn.text("oversight.button_evidence"))])
+
+
+async def _evidence_button(turn: Turn, contact: Contact) -> None:
+    """The button under "Rekap sedang disiapkan": the coordinator's own pemda's ZIP."""
+    _close(turn)
+    if contact.id is None or not await _may_oversee(turn):
+        return
+    period = await _period(turn, turn.get("period_id"))
+    own = await _own_pemda(turn, contact)
+    if period is None or own is None:
+        turn.say("oversight.evidence_not_in_scope")
+        return
+    await _record(turn, contact, period, RecapKind.evidence, own.id)
+    turn.say("oversight.evidence_preparing", period=period.title)
+
+
+async def _record(
+    turn: Turn, contact: Contact, period: Period, kind: RecapKind, region_id: int | None
+) -> None:
+    """The request, once per inbound message, for the job to make (scheduler/recaps.py)."""
     event = turn.event
     await recap_requests.add_request(
         session=turn.session,
         source_key=f"{event.channel}:{event.message_id}",
         kind=kind,
-        contact_id=contact.id,
+        contact_id=contact.id or 0,
         channel=str(event.channel),
         chat_id=event.chat_id,
         language=turn.language,
-        period_id=period.id,
+        period_id=period.id or 0,
         region_id=region_id,
         now=turn.now,
     )
-    if kind is RecapKind.evidence:
-        turn.say("oversight.evidence_preparing", period=period.title)
-    else:
-        turn.say("oversight.recap_preparing", period=period.title)
+
+
+async def _own_pemda(turn: Turn, contact: Contact) -> Region | None:
+    """A kabupaten/kota coordinator's pemda; None for anyone else."""
+    if contact.role is not Role.coordinator:
+        return None
+    own = await reports.get_region(session=turn.session, region_id=contact.region_id or 0)
+    return own if own is not None and own.kind is RegionKind.kabkota else None
 
 
 def _arguments(turn: Turn) -> list[str]:
@@ -179,8 +218,8 @@ async def _evidence_region(turn: Turn, contact: Contact, words: list[str]) -> Re
             turn.say("oversight.evidence_not_in_scope")
             return None
         return region
-    own = await reports.get_region(session=turn.session, region_id=contact.region_id or 0)
-    if contact.role is Role.coordinator and own is not None and own.kind is RegionKind.kabkota:
+    own = await _own_pemda(turn, contact)
+    if own is not None:
         return own
     regions = (
         await oversight.regions_in(session=turn.session, scope=scope)

@@ -355,3 +355,29 @@ async def test_a_run_cancelled_mid_render_gives_the_request_back(sessions, data_
     [request] = await _requests(sessions)
     assert request.state is RecapState.pending and request.claimed_by is None
     assert await _job(h, "next").run() == 1
+
+
+async def test_a_coordinator_gets_the_zip_with_the_button_under_the_recap_answer(
+    sessions, data_dir
+) -> None:
+    country = await _country(sessions)
+    h = await _asker(sessions, data_dir, country.coordinators["91.01"])
+    await _real_blobs(sessions, LocalEvidenceStore(data_dir / "evidence"))
+    await h.text("/rekap")
+    assert [label for _, label in h.last_choices()] == ["ZIP data dukung"]
+    reply = await h.choose("bukti")
+    assert "ZIP data dukung" in reply and "sedang disiapkan" in reply
+    again = await h.choose("bukti")  # the same button again: stale, no second request
+    assert "sedang disiapkan" not in again
+    before = len(h.channel.sent)
+    assert await _job(h, "a").run() == 2  # the recap, then the ZIP
+    await h.sender.drain_all()
+    names = [f.filename for f in _files(h, before)]
+    assert names == ["rekap-B08-91.01.png", "rekap-B08-91.01.xlsx", "bukti-B08-91.01.zip"]
+
+
+async def test_a_kanwil_gets_no_zip_button_but_the_command_to_type(sessions, data_dir) -> None:
+    country = await _country(sessions)
+    h = await _asker(sessions, data_dir, country.kanwil["91"])
+    reply = await h.text("/rekap")
+    assert "/rekap bukti" in reply and h.last_choices() == []
