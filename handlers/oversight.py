@@ -20,38 +20,36 @@ flowchart TD
     P -- kembali, admin --> N
     N & P & G -- berikutnya / sebelumnya --> N & P & G
     B[/belum/] --> O[offices that still owe: focal point, what is missing; paged]
-    K[/rekap/] --> C[chart PNG + workbook XLSX] --> ST[evidence store] --> OB[outbox: OutFile x 2]
+    K[/rekap, /rekap bukti/] --> RQ[recap request recorded, answered at once]
+    RQ -. job recap-requests, outside the turn .-> C[chart + workbook, or evidence ZIP: outbox]
 ```
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from bot.engine.events import Choice, ChoiceMade, OutFile
+from bot.engine.events import Choice, ChoiceMade, CommandReceived, TextReceived
 from bot.engine.turn import Turn
 from handlers import report_views as views
-from storage import oversight, reports
-from storage.models import Contact, Period, RegionKind, Role
+from storage import oversight, recap_requests, reports
+from storage.models import Contact, Period, RecapKind, Region, RegionKind, Role
 from storage.oversight import Figures, Grouping, PeriodReports, RegionInfo, ReportRow, Scope
-from storage.recap import Bar, recap_chart, recap_workbook
 from storage.scoring import TARGET, ScoreEstimate
-
-log = logging.getLogger(__name__)
 
 FLOW = "oversight"
 OVERSIGHT_ROLES = frozenset({Role.coordinator, Role.kanwil, Role.admin})
 LINES_PER_PAGE = 10  # a page of a list without buttons per line
 MAX_PAGE_CHARS = 3000  # under both channels' 4,096, with the header and footer
 NAV_BUTTONS = 2  # previous, next: kept free on every page, so pages do not shift
-SAFE_NAME = re.compile(r"[^A-Za-z0-9.-]+")
+# "/rekap bukti": the evidence ZIP instead of the chart and the workbook.
+EVIDENCE_WORDS = frozenset({"bukti", "evidence"})
+RECAP_VIEW = "recap"  # the "being prepared" answer, with its evidence ZIP button
+EVIDENCE_CHOICE = "bukti"
 
 
 class Step(StrEnum):
@@ -100,6 +98,11 @@ async def handle(turn: Turn) -> bool:
     contact = turn.contact
     if not isinstance(event, ChoiceMade) or contact is None:
         return False
+    if turn.get("view") == RECAP_VIEW:
+        if event.choice_id != EVIDENCE_CHOICE:
+            return False
+        await _evidence_button(turn, contact)
+        return True
     view = View(turn.get("view", View.status))
     node = Node(Level(turn.get("level", Level.region)), turn.get("region_id"))
     page = int(turn.get("page", 1))
@@ -126,63 +129,106 @@ async def handle(turn: Turn) -> bool:
 
 
 async def send_recap(turn: Turn) -> None:
-    """/rekap: the chart and the workbook of the asker's whole scope, as two files."""
+    """/rekap: the chart and the workbook of the asker's whole scope; /rekap bukti [KODE]: the
+    evidence ZIP of one pemda. Only a request is recorded here, answered at once: the job
+    `recap-requests` (scheduler/recaps.py) makes the files outside this turn and sends them."""
     contact = turn.contact
-    if contact is None or not await _may_oversee(turn):
+    if contact is None or contact.id is None or not await _may_oversee(turn):
         return
-    scope = await oversight.scope_of(session=turn.session, contact=contact)
-    node = await _root(turn, contact)
     period = await _period(turn, None)
-    if period is None:
+    if period is None or period.id is None:
         turn.say("oversight.no_period")
         return
-    found = await oversight.period_reports(
-        session=turn.session, period=period, scope=scope, with_focal_points=True
-    )
-    if not found.reports:
-        turn.say("oversight.empty")
+    words = _arguments(turn)
+    if words and words[0].casefold() in EVIDENCE_WORDS:
+        region = await _evidence_region(turn, contact, words[1:])
+        if region is not None:
+            await _record(turn, contact, period, RecapKind.evidence, region.id)
+            turn.say("oversight.evidence_preparing", period=period.title)
         return
-    store = turn.evidence_store
-    scope_name = await _node_name(turn, node)
-    unit, bars = _bars(turn, found, node)
-    deadline = await views.deadline_text(turn, period)
-    try:
-        if store is None:
-            raise RuntimeError("no evidence store to keep the recap in")
-        chart = await asyncio.to_thread(
-            recap_chart,
-            bars,
-            title=f"Rekap {period.title} — {scope_name}",
-            subtitle=_plain(deadline),
-            axis_label="Perkiraan nilai administrasi (0-100), target 80",
-        )
-        workbook = await asyncio.to_thread(recap_workbook, found, now=turn.now)
-        chart_key = await store.put(chart, extension="png")
-        workbook_key = await store.put(workbook, extension="xlsx")
-    except Exception as error:  # a recap that cannot be made must still get an answer
-        event = turn.event
-        log.warning(
-            "recap failed: %s user %s: %s", event.channel, event.user_key[-4:], type(error).__name__
-        )
-        turn.say("oversight.recap_unavailable")
+    await _record(turn, contact, period, RecapKind.recap, None)
+    preparing = turn.text("oversight.recap_preparing", period=period.title)
+    if turn.flow not in {None, FLOW} or await _own_pemda(turn, contact) is None:
+        turn.say_markup(preparing)  # (another flow in hand keeps its place)
         return
-    stem = SAFE_NAME.sub("-", f"rekap-{period.code}-{_node_code(found, node)}").strip("-")
-    values = {"period": period.title, "scope": scope_name}
-    turn.send(
-        OutFile(
-            storage_key=chart_key,
-            filename=f"{stem}.png",
-            caption=turn.text("oversight.recap_caption", unit=unit, **values),
-            as_photo=True,
-        )
+    # A kabupaten/kota coordinator has one pemda: its evidence ZIP is one button away.
+    turn.goto(FLOW, Step.view, view=RECAP_VIEW, period_id=period.id)
+    turn.ask(preparing, [Choice(EVIDENCE_CHOICE, turn.text("oversight.button_evidence"))])
+
+
+async def _evidence_button(turn: Turn, contact: Contact) -> None:
+    """The button under "Rekap sedang disiapkan": the coordinator's own pemda's ZIP."""
+    _close(turn)
+    if contact.id is None or not await _may_oversee(turn):
+        return
+    period = await _period(turn, turn.get("period_id"))
+    own = await _own_pemda(turn, contact)
+    if period is None or own is None:
+        turn.say("oversight.evidence_not_in_scope")
+        return
+    await _record(turn, contact, period, RecapKind.evidence, own.id)
+    turn.say("oversight.evidence_preparing", period=period.title)
+
+
+async def _record(
+    turn: Turn, contact: Contact, period: Period, kind: RecapKind, region_id: int | None
+) -> None:
+    """The request, once per inbound message, for the job to make (scheduler/recaps.py)."""
+    event = turn.event
+    await recap_requests.add_request(
+        session=turn.session,
+        source_key=f"{event.channel}:{event.message_id}",
+        kind=kind,
+        contact_id=contact.id or 0,
+        channel=str(event.channel),
+        chat_id=event.chat_id,
+        language=turn.language,
+        period_id=period.id or 0,
+        region_id=region_id,
+        now=turn.now,
     )
-    turn.send(
-        OutFile(
-            storage_key=workbook_key,
-            filename=f"{stem}.xlsx",
-            caption=turn.text("oversight.recap_workbook", **values),
-        )
+
+
+async def _own_pemda(turn: Turn, contact: Contact) -> Region | None:
+    """A kabupaten/kota coordinator's pemda; None for anyone else."""
+    if contact.role is not Role.coordinator:
+        return None
+    own = await reports.get_region(session=turn.session, region_id=contact.region_id or 0)
+    return own if own is not None and own.kind is RegionKind.kabkota else None
+
+
+def _arguments(turn: Turn) -> list[str]:
+    """The words after the command: "/rekap bukti 18.71", or typed bare by an overseer
+    ("rekap bukti 18.71", handlers/router.py)."""
+    event = turn.event
+    if isinstance(event, CommandReceived):
+        return event.args.split()
+    if isinstance(event, TextReceived):
+        return event.text.split()[1:]
+    return []
+
+
+async def _evidence_region(turn: Turn, contact: Contact, words: list[str]) -> Region | None:
+    """The pemda of an evidence ZIP: the one named by its code, within the asker's scope; a
+    kabupaten/kota coordinator's own without a code. Otherwise says what to type (None)."""
+    scope = await oversight.scope_of(session=turn.session, contact=contact)
+    if words:
+        region = await oversight.region_by_code(session=turn.session, code=words[0])
+        if region is None or region.id is None or not scope.covers(region.id):
+            turn.say("oversight.evidence_not_in_scope")
+            return None
+        return region
+    own = await _own_pemda(turn, contact)
+    if own is not None:
+        return own
+    regions = (
+        await oversight.regions_in(session=turn.session, scope=scope)
+        if not scope.everywhere
+        else {}
     )
+    listed = "\n".join(f"{region.code} {region.name}" for region in regions.values())
+    turn.say("oversight.evidence_choose", regions=listed or "—")
+    return None
 
 
 # ------------------------------------------------------------------ the views
@@ -516,11 +562,6 @@ async def _node_name(turn: Turn, node: Node) -> str:
     return region.name if region else ""
 
 
-def _node_code(found: PeriodReports, node: Node) -> str:
-    region = found.regions.get(node.region_id or 0)
-    return region.code if region else "nasional"
-
-
 async def _period(turn: Turn, period_id: int | None) -> Period | None:
     if period_id is not None:
         period = await reports.get_period(session=turn.session, period_id=period_id)
@@ -535,30 +576,3 @@ async def _other_periods(turn: Turn, shown: Period) -> list[Period]:
     timezone = await views.region_timezone(turn)
     current = await oversight.current_periods(session=turn.session, timezone=timezone, now=turn.now)
     return [period for period in current if period.id != shown.id]
-
-
-def _bars(turn: Turn, found: PeriodReports, node: Node) -> tuple[str, list[Bar]]:
-    """The chart's bars: per province for the country, per pemda for a province, per office
-    for one pemda."""
-    if node.level is Level.region:
-        offices: dict[str, list[ReportRow]] = defaultdict(list)
-        for row in found.reports:
-            offices[row.office_name].append(row)
-        return turn.text("oversight.unit_office"), [
-            Bar(name, oversight.figures(found, rows, turn.now).score.points)
-            for name, rows in offices.items()
-        ]
-    if node.level is Level.national:
-        groups, unit = oversight.by_province(found), turn.text("oversight.unit_province")
-    else:
-        groups, unit = oversight.by_region(found.reports), turn.text("oversight.unit_pemda")
-    return unit, [
-        Bar(found.regions[region_id].name, oversight.figures(found, rows, turn.now).score.points)
-        for region_id, rows in groups.items()
-        if region_id in found.regions
-    ]
-
-
-def _plain(markup: str) -> str:
-    """A text's markup off, for the chart's title."""
-    return re.sub(r"</?[bi]>", "", markup)

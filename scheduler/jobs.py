@@ -4,11 +4,12 @@ twice (no job registers itself on import: a forgotten import would be a silent n
 | id | when | what |
 |---|---|---|
 | `inbox-replay` | every minute | handle webhook messages stored but not handled (a crash) |
-| `evidence-sweep` | daily, 02:30 WIB | delete blobs no file row names (past the store's grace) |
+| `evidence-sweep` | daily, 02:30 WIB | delete blobs no file or unsent outbox row names |
 | `reminders` | every minute | write the reminders and escalations due now (docs/reminders.md) |
 | `retention-prune` | daily, 03:00 WIB | delete old processed inbox, sent/failed outbox rows |
 | `sqlite-optimize` | daily, 03:30 WIB | SQLite `PRAGMA optimize`: planner statistics |
 | `broadcast-progress` | every 5 s | broadcasts: write their rows (resumes), progress, report |
+| `recap-requests` | every 2 s | make the /rekap files and ZIPs asked for in chat (recaps.py) |
 
 The outbox sender needs no job: it wakes itself when rows are written and polls for retries.
 """
@@ -24,8 +25,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.engine.channel import Capabilities, Channel
 from bot.engine.dispatch import Engine
 from scheduler.broadcasts import advance_broadcasts
+from scheduler.outbox import process_owner
+from scheduler.recaps import RecapJob
 from scheduler.reminders import ReminderTicker
 from storage import retention
 from storage.db import transaction
@@ -74,12 +78,26 @@ def scheduled_jobs(
     async def broadcasts_step() -> int:
         return await advance_broadcasts(sessions, wakeup=engine.outbox_ready)
 
+    def capabilities(channel: str) -> Capabilities | None:
+        known = {member.value: member for member in Channel}
+        adapter = engine.channels.get(known[channel]) if channel in known else None
+        return adapter.capabilities if adapter is not None else None
+
     reminders = ReminderTicker(sessions=sessions, wakeup=engine.outbox_ready)
+    recaps = RecapJob(
+        sessions=sessions,
+        store=store,
+        owner=process_owner(),
+        capabilities=capabilities,
+        wakeup=engine.outbox_ready,
+    )
     return [
         Job(id="inbox-replay", seconds=60, run=engine.replay_stored),
         Job(id="evidence-sweep", daily_at="02:30", run=sweep),
         Job(id="reminders", seconds=60, run=reminders.tick),
         Job(id="broadcast-progress", seconds=5, run=broadcasts_step),
+        # Often: the asker was told "being prepared" and waits for the files.
+        Job(id="recap-requests", seconds=2, run=recaps.tick),
         Job(id="retention-prune", daily_at="03:00", run=prune),
         Job(id="sqlite-optimize", daily_at="03:30", run=optimize),
     ]
@@ -123,8 +141,10 @@ async def refresh_statistics(*, sessions: async_sessionmaker[AsyncSession]) -> b
 async def sweep_unreferenced_evidence(
     *, sessions: async_sessionmaker[AsyncSession], store: EvidenceStore
 ) -> int:
-    """Delete blobs that no file row refers to. The store spares blobs younger than its grace
-    period (an hour by default), so an upload whose row is not committed yet survives."""
+    """Delete blobs that no file row refers to and no outbox row still to be sent carries. The
+    store spares blobs younger than its grace period (an hour by default), so an upload whose
+    row is not committed yet survives, and so does a recap file made just before its outbox
+    row is written."""
     async with sessions() as session:
         keep = await referenced_keys(session=session)
     deleted = await store.delete_unreferenced(keep)

@@ -40,6 +40,8 @@ class Capabilities:
     user_key_is_phone: bool = False  # WhatsApp: the sender's id is their phone number
     contact_command: str | None = None  # console: the typed command that shares a number
     needs_inbound_window: bool = False  # WhatsApp: send() needs when the user last wrote
+    # The largest document the bot may send (an evidence ZIP asked for in chat); None: no limit.
+    max_send_document_bytes: int | None = None
 
 
 # How urgent the message being sent is, lower first (0: a reply to someone waiting; the outbox's

@@ -4,7 +4,7 @@ A key is ``<sha256[:2]>/<sha256>.<ext>``: it depends only on the bytes and on th
 extension chosen by the sniffer, never on anything the client sent, so a hostile file name
 cannot influence where or under what name a blob lands. Identical uploads share one blob.
 
-The :class:`EvidenceStore` protocol is deliberately tiny (put/get/chunks/exists/
+The :class:`EvidenceStore` protocol is deliberately tiny (put/put_file/get/chunks/exists/
 delete_unreferenced) so an S3-compatible backend can implement it with PUT (If-None-Match), GET
 (ranged or streamed for ``chunks``), HEAD and a list-and-delete sweep, without any caller
 changing.
@@ -56,6 +56,11 @@ class EvidenceStore(Protocol):
         """Raise ValueError on a malformed key, EvidenceNotFoundError if absent."""
         ...
 
+    async def put_file(self, path: Path, *, extension: str) -> str:
+        """Store the file at ``path`` (idempotently) and return its key, reading it in pieces:
+        a generated archive never has to be held in memory."""
+        ...
+
     def chunks(self, key: str, *, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
         """The blob in pieces of at most ``chunk_size`` bytes, so a reader (an export) never
         holds a whole file. Raise ValueError on a malformed key and EvidenceNotFoundError if
@@ -77,6 +82,13 @@ def key_for(data: bytes, extension: str) -> str:
         raise ValueError(f"invalid extension {extension!r}")
     digest = hashlib.sha256(data).hexdigest()
     return f"{digest[:2]}/{digest}.{extension}"
+
+
+def key_for_digest(sha256_hex: str, extension: str) -> str:
+    """The key of bytes whose SHA-256 is ``sha256_hex`` (hashed in pieces by the caller)."""
+    if not _EXTENSION_PATTERN.fullmatch(extension):
+        raise ValueError(f"invalid extension {extension!r}")
+    return validate_key(f"{sha256_hex[:2]}/{sha256_hex}.{extension}")
 
 
 def validate_key(key: str) -> str:
@@ -101,6 +113,9 @@ class LocalEvidenceStore:
 
     async def put(self, data: bytes, *, extension: str) -> str:
         return await asyncio.to_thread(self._put_sync, data, extension)
+
+    async def put_file(self, path: Path, *, extension: str) -> str:
+        return await asyncio.to_thread(self._put_file_sync, Path(path), extension)
 
     async def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -141,6 +156,21 @@ class LocalEvidenceStore:
             private_directory(path.parent)  # its files are private (mkstemp: 0600)
             _fsync_directory(self.root)  # make the new shard directory itself durable
         _atomic_write(path, data)
+        return key
+
+    def _put_file_sync(self, source: Path, extension: str) -> str:
+        digest = hashlib.sha256()
+        with source.open("rb") as handle:
+            while piece := handle.read(CHUNK_SIZE):
+                digest.update(piece)
+        key = key_for_digest(digest.hexdigest(), extension)
+        path = self.root / key
+        if _touch(path):
+            return key
+        if not path.parent.is_dir():
+            private_directory(path.parent)
+            _fsync_directory(self.root)
+        _atomic_copy(source, path)
         return key
 
     def _sweep_sync(self, referenced: frozenset[str]) -> int:
@@ -187,6 +217,23 @@ def _atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _atomic_copy(source: Path, path: Path) -> None:
+    """As _atomic_write, copying from a file in pieces."""
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle, source.open("rb") as reader:
+            while piece := reader.read(CHUNK_SIZE):
+                handle.write(piece)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)

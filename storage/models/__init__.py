@@ -32,6 +32,7 @@ from storage.models.people import (
     Office,
     Region,
 )
+from storage.models.recaps import RecapKind, RecapRequest, RecapState
 from storage.models.reports import (
     Answer,
     AuditLog,
@@ -71,6 +72,9 @@ __all__ = [
     "ProgrammeKind",
     "Question",
     "QuestionKind",
+    "RecapKind",
+    "RecapRequest",
+    "RecapState",
     "Region",
     "RegionKind",
     "ReviewDecision",

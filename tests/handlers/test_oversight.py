@@ -250,10 +250,15 @@ async def test_a_recap_that_cannot_be_made_gets_an_answer(sessions, data_dir, mo
     def broken(*args, **kwargs):
         raise MemoryError("too big")
 
-    monkeypatch.setattr("handlers.oversight.recap_chart", broken)
+    monkeypatch.setattr("scheduler.recaps.recap_chart", broken)
     before = len(h.channel.sent)
-    reply = await h.text("/rekap")
-    assert "Rekap tidak dapat dibuat sekarang" in reply
+    reply = await h.text("/rekap")  # the first try fails in the job run after the turn
+    assert "sedang disiapkan" in reply and "tidak dapat dibuat" not in reply
+    await h.recaps.run()  # the second try
+    await h.recaps.run()  # the third: given up, and the asker told
+    await h.sender.drain_all()
+    texts = [s.text for s in h.channel.sent[before:]]
+    assert "Rekap tidak dapat dibuat sekarang" in texts[-1]
     assert not [s for s in h.channel.sent[before:] if isinstance(s.message, OutFile)]
 
 

@@ -8,11 +8,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 
+from bot.engine.events import OutFile, OutText, outgoing_to_payload
 from scheduler.jobs import build_scheduler, scheduled_jobs, sweep_unreferenced_evidence
+from storage import outbox
+from storage.db import transaction
 from storage.evidence import LocalEvidenceStore
-from storage.models import EvidenceFile, EvidenceRequirement, Submission
+from storage.models import (
+    EvidenceFile,
+    EvidenceRequirement,
+    OutboxMessage,
+    OutboxStatus,
+    Submission,
+)
 from tests.support.factories import make_world
 from tests.support.jobs import IdleEngine
 
@@ -32,6 +42,7 @@ async def test_every_job_has_a_unique_stable_id(sessions, tmp_path: Path) -> Non
         "evidence-sweep",
         "reminders",
         "broadcast-progress",
+        "recap-requests",
         "retention-prune",
         "sqlite-optimize",
     ]
@@ -86,3 +97,46 @@ async def test_sweep_keeps_what_a_row_names_and_what_is_young(sessions, tmp_path
     for kept in (named, display, young):
         assert await store.exists(kept)
     assert await sweep_unreferenced_evidence(sessions=sessions, store=store) == 0  # twice is safe
+
+
+async def test_a_recap_file_waiting_in_the_outbox_survives_the_sweep(
+    sessions, tmp_path: Path
+) -> None:
+    """A recap's chart is named by no evidence row: the outbox row still to be sent (pending,
+    sending, or given back for a retry) keeps it past the grace; once sent, it goes."""
+    store = LocalEvidenceStore(tmp_path / "evidence", gc_grace=timedelta(hours=1))
+    chart = await store.put(b"\x89PNG recap chart", extension="png")
+    workbook = await store.put(b"PK recap workbook", extension="xlsx")
+    for key in (chart, workbook):
+        _age(store, key, hours=3)
+    async with transaction(sessions) as session:
+        for key, status, attempts in (
+            (chart, OutboxStatus.pending, 2),  # a send that failed and waits for its retry
+            (workbook, OutboxStatus.sending, 1),
+        ):
+            row = outbox.enqueue(
+                session=session,
+                idempotency_key=f"recap:1:{key[-4:]}",
+                channel="telegram",
+                recipient="42",
+                payload=outgoing_to_payload(OutFile(storage_key=key, filename="rekap.png")),
+            )
+            row.status, row.attempts = status, attempts
+        outbox.enqueue(  # a text row: no storage key to read
+            session=session,
+            idempotency_key="recap:1:text",
+            channel="telegram",
+            recipient="42",
+            payload=outgoing_to_payload(OutText(text="Rekap sedang disiapkan")),
+        )
+    assert await sweep_unreferenced_evidence(sessions=sessions, store=store) == 0
+    assert await store.exists(chart) and await store.exists(workbook)
+
+    async with transaction(sessions) as session:
+        await session.exec(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.idempotency_key).startswith("recap:1:"))
+            .values(status=OutboxStatus.sent)
+        )
+    assert await sweep_unreferenced_evidence(sessions=sessions, store=store) == 2
+    assert not await store.exists(chart) and not await store.exists(workbook)

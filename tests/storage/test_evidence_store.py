@@ -154,3 +154,14 @@ async def test_dedup_refreshes_age_so_sweep_spares_reuploaded_blob(tmp_path: Pat
 
 async def test_sweep_of_missing_root(tmp_path: Path) -> None:
     assert await LocalEvidenceStore(tmp_path / "absent").delete_unreferenced(set()) == 0
+
+
+async def test_put_file_stores_a_file_read_in_pieces_under_its_content_key(tmp_path) -> None:
+    store = LocalEvidenceStore(tmp_path / "store")
+    source = tmp_path / "archive.zip"
+    data = b"PK" + bytes(range(256)) * 9000  # over two CHUNK_SIZE pieces
+    source.write_bytes(data)
+    key = await store.put_file(source, extension="zip")
+    assert key == key_for(data, "zip")
+    assert await store.get(key) == data
+    assert await store.put_file(source, extension="zip") == key  # again: the same blob

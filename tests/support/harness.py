@@ -20,6 +20,7 @@ from bot.engine.events import (
 )
 from handlers.router import route, wants_file
 from scheduler.outbox import OutboxSender
+from scheduler.recaps import RecapJob
 from storage.evidence import LocalEvidenceStore
 from tests.support.factories import FOCAL_PHONE, make_world
 from tests.support.fake_channel import FakeChannel
@@ -34,6 +35,7 @@ class Harness:
     channel: FakeChannel = field(default_factory=FakeChannel)
     user: str = "1001"
     duplicate_every_delivery: bool = False
+    run_recaps: bool = True  # run the recap-requests job after each message
 
     def __post_init__(self) -> None:
         self.restart()
@@ -50,6 +52,15 @@ class Harness:
             max_upload_bytes=20 * 1024 * 1024,
         )
         self.sender = OutboxSender(sessions=self.sessions, channels=channels)
+        # The recap-requests job, run after each message as the scheduler would soon after.
+        self.recaps = RecapJob(
+            sessions=self.sessions,
+            store=self.engine.evidence_store,
+            owner="harness",
+            capabilities=lambda channel: (
+                self.channel.capabilities if channel == self.channel.name else None
+            ),
+        )
 
     def _base(self, message_id: str | None) -> dict[str, object]:
         return {
@@ -64,6 +75,8 @@ class Harness:
         """Handle one event, send the outbox, return the texts sent in reply."""
         before = len(self.channel.sent)
         await self.engine.handle(event)
+        if self.run_recaps:
+            await self.recaps.run()
         await self.sender.drain_all()
         replies = [s.text for s in self.channel.sent[before:]]
         if self.duplicate_every_delivery:

@@ -11,6 +11,7 @@ class IdleEngine:
 
     def __init__(self) -> None:
         self.outbox_ready = asyncio.Event()
+        self.channels: dict[object, object] = {}
 
     async def replay_stored(self) -> int:
         return 0

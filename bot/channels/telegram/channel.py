@@ -43,6 +43,7 @@ class TelegramChannel:
         inline_buttons=True,
         contact_button=True,
         max_download_bytes=media.MAX_DOWNLOAD_BYTES,
+        max_send_document_bytes=media.MAX_SEND_DOCUMENT_BYTES,
     )
 
     def __init__(

@@ -22,6 +22,7 @@ from storage.evidence import EvidenceNotFoundError, EvidenceStore
 
 MAX_CAPTION = 1024
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # getFile serves nothing larger
+MAX_SEND_DOCUMENT_BYTES = 50 * 1024 * 1024  # sendDocument: a bot uploads at most 50 MB
 DOWNLOAD_TIMEOUT = 60.0  # seconds between bytes: 20 MB over a slow uplink
 
 

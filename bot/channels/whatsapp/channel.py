@@ -43,6 +43,7 @@ class WhatsAppChannel:
         max_download_bytes=100 * 1024 * 1024,  # documents; the engine applies its own cap too
         user_key_is_phone=True,
         needs_inbound_window=True,
+        max_send_document_bytes=shapes.MAX_DOCUMENT_BYTES,
     )
 
     def __init__(

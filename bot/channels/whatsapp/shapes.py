@@ -30,6 +30,7 @@ MAX_ROW_TITLE = 24
 MAX_ROW_DESCRIPTION = 72
 # A template's body, fixed text included, must stay under 1024 characters.
 MAX_PARAM = 900
+MAX_DOCUMENT_BYTES = 100 * 1024 * 1024  # a document message: Cloud API media limit
 LIST_BUTTON = "Pilih"
 CHOOSE_BODY = "Pilih:"
 
