@@ -267,15 +267,19 @@ class RecapJob:
         capabilities = self.capabilities(request.channel)
         limit = capabilities.max_send_document_bytes if capabilities else None
         values = {"region": region.name, "period": period.title, "code": region.code}
-        if limit is not None and plan.total_bytes > limit:
-            return _too_big(request, plan.total_bytes, limit, period.code, values)
+        # Photos go as their display copies (smaller than the originals, size unknown until
+        # read): only the documents, sent as received, tell before writing that it can't fit.
+        if limit is not None and plan.document_bytes > limit:
+            return _too_big(request, plan.document_bytes, limit, period.code, values)
         if self.hooks.before_render is not None:
             await self.hooks.before_render(request.id)
         stem = SAFE_NAME.sub("-", f"bukti-{period.code}-{region.code}").strip("-")
         folder = Path(tempfile.mkdtemp(prefix="laporham-zip-"))
         try:
             target = folder / f"{stem}.zip"
-            result = await write_evidence_archive(plan, store=self.store, target=target)
+            result = await write_evidence_archive(
+                plan, store=self.store, target=target, for_chat=True
+            )
             size = target.stat().st_size
             if limit is not None and size > limit:
                 return _too_big(request, size, limit, period.code, values)
@@ -289,13 +293,14 @@ class RecapJob:
             "oversight.evidence_caption",
             files=result.files,
             size=human_size(size),
+            period_code=period.code,
             **values,
         )
-        if result.missing or result.damaged:
+        if result.missing or result.damaged or result.withheld:
             caption += "\n" + t(
                 request.language,
                 "oversight.evidence_problems",
-                count=len(result.missing) + len(result.damaged),
+                count=len(result.missing) + len(result.damaged) + len(result.withheld),
             )
         document = OutFile(
             storage_key=key, filename=f"{stem}.zip", caption=caption, language=request.language

@@ -3,6 +3,7 @@ the streamed ZIP with its manifest (`archive`), and the check of an archive (`ve
 The flow is drawn in docs/exports.md."""
 
 from storage.evidence_export.archive import (
+    CHAT_MANIFEST_COLUMNS,
     MANIFEST_COLUMNS,
     MANIFEST_NAME,
     ExportResult,
@@ -13,6 +14,7 @@ from storage.evidence_export.plan import ExportError, ExportFile, ExportPlan, ev
 from storage.evidence_export.verify import Mismatch, MismatchKind, VerifyResult, verify_archive
 
 __all__ = [
+    "CHAT_MANIFEST_COLUMNS",
     "MANIFEST_COLUMNS",
     "MANIFEST_NAME",
     "ArchiveNames",

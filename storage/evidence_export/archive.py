@@ -10,6 +10,12 @@ complete and flushed to disk, so the final name never shows half an archive.
 The manifest states each file's SHA-256 and size *as uploaded* (from the database), not as
 read now: a blob damaged in the store since then is written as it is, reported, and caught by
 ``laporham export verify``.
+
+An archive made to be sent into a chat (``for_chat``, `/rekap bukti`) carries no photo's
+original: each photo is its display copy (upright, re-encoded without EXIF, so without GPS,
+capture time or camera; storage/evidence/previews.py), documents are as received, and the
+manifest has no capture-time or GPS columns. Its hashes and sizes are those of the bytes
+written, so ``laporham export verify`` checks it too.
 """
 
 from __future__ import annotations
@@ -33,10 +39,17 @@ from typing import IO, Protocol
 from zoneinfo import ZoneInfo
 
 from storage.evidence import EvidenceNotFoundError, EvidenceStore
+from storage.evidence.previews import sendable_key
 from storage.evidence_export.names import ArchiveNames, path_component
 from storage.evidence_export.plan import ExportFile, ExportPlan
 
-__all__ = ["MANIFEST_COLUMNS", "MANIFEST_NAME", "ExportResult", "write_evidence_archive"]
+__all__ = [
+    "CHAT_MANIFEST_COLUMNS",
+    "MANIFEST_COLUMNS",
+    "MANIFEST_NAME",
+    "ExportResult",
+    "write_evidence_archive",
+]
 
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS = (
@@ -52,6 +65,8 @@ MANIFEST_COLUMNS = (
     "gps_lat",
     "gps_lon",
 )
+# What a chat may carry: the originals' metadata (capture time, position) stays out.
+CHAT_MANIFEST_COLUMNS = MANIFEST_COLUMNS[:-3]
 # Lengths of each path part: a typical member path stays far under Windows' 260 characters
 # once extracted into a folder.
 PROVINCE_LENGTH, REGION_LENGTH, ACTION_LENGTH, MEASURE_LENGTH = 40, 40, 30, 50
@@ -77,19 +92,27 @@ class ExportResult:
     files: int = 0
     bytes: int = 0
     missing: list[str] = field(default_factory=list)  # store keys with no blob: left out
+    # for_chat: photos with no display copy, left out rather than send an original
+    withheld: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)  # member paths whose bytes differ
 
 
 async def write_evidence_archive(
-    plan: ExportPlan, *, store: EvidenceStore, target: Path, progress: Progress | None = None
+    plan: ExportPlan,
+    *,
+    store: EvidenceStore,
+    target: Path,
+    progress: Progress | None = None,
+    for_chat: bool = False,
 ) -> ExportResult:
     """Write ``plan`` to ``target`` (replaced atomically); the temporary file is removed on any
-    error, so a failed export leaves the target as it was."""
+    error, so a failed export leaves the target as it was. ``for_chat``: no original photo and
+    no capture time or position in it (the module's docstring)."""
     target = Path(target)
     fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "w+b") as raw:
-            result = await _write(plan, store, raw, target, progress)
+            result = await _write(plan, store, raw, target, progress, for_chat=for_chat)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(temp_name, target)
@@ -112,7 +135,13 @@ def _fsync_directory(directory: Path) -> None:
 
 
 async def _write(
-    plan: ExportPlan, store: EvidenceStore, raw: IO[bytes], target: Path, progress: Progress | None
+    plan: ExportPlan,
+    store: EvidenceStore,
+    raw: IO[bytes],
+    target: Path,
+    progress: Progress | None,
+    *,
+    for_chat: bool,
 ) -> ExportResult:
     result = ExportResult(path=target)
     names = ArchiveNames()
@@ -127,20 +156,29 @@ async def _write(
     ):
         manifest_text = io.TextIOWrapper(manifest_bytes, encoding="utf-8-sig", newline="")
         manifest = csv.writer(manifest_text)
-        manifest.writerow(MANIFEST_COLUMNS)
+        manifest.writerow(CHAT_MANIFEST_COLUMNS if for_chat else MANIFEST_COLUMNS)
         for item in plan.files:
+            key = _blob_key(item, for_chat=for_chat)
+            if key is None:
+                result.withheld.append(item.storage_key)
+                if progress:
+                    progress(1, total, label)
+                continue
             folder = _folder(names, plan.period_code, item)
             stem = _file_stem(item, numbers, folder)
-            path = names.file(folder, stem, _extension(item.storage_key))
-            outcome = await _copy_blob(store, item, archive, path)
-            if outcome == "missing":
-                result.missing.append(item.storage_key)
+            path = names.file(folder, stem, _extension(key))
+            copied = await _copy_blob(store, item, key, archive, path)
+            if copied.outcome == "missing":
+                result.missing.append(key)
             else:
-                if outcome == "damaged":
+                if copied.outcome == "damaged":
                     result.damaged.append(path)
-                manifest.writerow(_manifest_row(path, item))
+                if for_chat:
+                    manifest.writerow(_chat_manifest_row(path, item, copied))
+                else:
+                    manifest.writerow(_manifest_row(path, item))
                 result.files += 1
-                result.bytes += item.size
+                result.bytes += copied.size if for_chat else item.size
             if progress:
                 progress(1, total, label)
         manifest_text.flush()
@@ -196,27 +234,52 @@ def _extension(storage_key: str) -> str:
     return storage_key.rsplit(".", 1)[-1]
 
 
+def _blob_key(item: ExportFile, *, for_chat: bool) -> str | None:
+    """The blob to put in the archive: the original, or for a chat what may go into one
+    (None: a photo without a display copy, which is left out)."""
+    if not for_chat:
+        return item.storage_key
+    try:
+        return sendable_key(
+            kind=item.kind, storage_key=item.storage_key, display_key=item.display_key
+        )
+    except ValueError:
+        return None
+
+
+@dataclass
+class Copied:
+    outcome: str  # "ok", "damaged" (bytes differ from the upload's hash) or "missing"
+    sha256: str = ""  # of the bytes written
+    size: int = 0
+
+
 async def _copy_blob(
-    store: EvidenceStore, item: ExportFile, archive: zipfile.ZipFile, path: str
-) -> str:
-    """Copy one blob into the entry ``path``: "ok", "damaged" (bytes differ from the upload's
-    hash) or "missing" (no blob; no entry written)."""
-    pieces = store.chunks(item.storage_key)
+    store: EvidenceStore, item: ExportFile, key: str, archive: zipfile.ZipFile, path: str
+) -> Copied:
+    """Copy the blob ``key`` of ``item`` into the entry ``path`` (none written if missing).
+    Only the original's bytes can be checked against the upload's hash."""
+    pieces = store.chunks(key)
     try:
         first = await anext(pieces, b"")
     except EvidenceNotFoundError:
-        return "missing"
+        return Copied("missing")
     info = zipfile.ZipInfo(path, date_time=_zip_time(_local(item.received_at, item.timezone)))
     info.compress_type = zipfile.ZIP_STORED  # photos, PDF, DOCX, XLSX: compressed already
-    info.file_size = item.size  # lets zipfile choose ZIP64 for the entry up front if needed
+    if key == item.storage_key:  # (a display copy is a phone photo's size: far under ZIP64's)
+        info.file_size = item.size  # lets zipfile choose ZIP64 for the entry up front if needed
     digest: Digest = hashlib.sha256()
     loop = asyncio.get_running_loop()
+    size = 0
     with archive.open(info, "w") as entry:
         piece = first
         while piece:
             await loop.run_in_executor(_WRITER, _write_piece, entry, digest, piece)
+            size += len(piece)
             piece = await anext(pieces, b"")
-    return "ok" if digest.hexdigest() == item.sha256 else "damaged"
+    written = digest.hexdigest()
+    damaged = key == item.storage_key and written != item.sha256
+    return Copied("damaged" if damaged else "ok", written, size)
 
 
 def _write_piece(entry: IO[bytes], digest: Digest, piece: bytes) -> None:
@@ -238,6 +301,13 @@ def _manifest_row(path: str, item: ExportFile) -> list[str]:
         f"{item.gps_lat:.6f}" if item.gps_lat is not None else "",
         f"{item.gps_lon:.6f}" if item.gps_lon is not None else "",
     ]
+
+
+def _chat_manifest_row(path: str, item: ExportFile, copied: Copied) -> list[str]:
+    """The manifest's row without capture time and position, stating the bytes written."""
+    row = _manifest_row(path, item)[: len(CHAT_MANIFEST_COLUMNS)]
+    row[1], row[2] = copied.sha256, str(copied.size)
+    return row
 
 
 def _cell(text: str | None) -> str:

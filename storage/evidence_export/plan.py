@@ -14,6 +14,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.evidence.sniff import EvidenceKind
 from storage.models import (
     Action,
     Contact,
@@ -49,6 +50,8 @@ class ExportFile:
     storage_key: str
     sha256: str
     size: int
+    kind: str  # storage.evidence.EvidenceKind's value: a photo has a metadata-free display copy
+    display_key: str | None
     original_name: str | None
     uploaded_by: str | None
     received_at: datetime  # UTC
@@ -98,6 +101,11 @@ class ExportPlan:
     @property
     def total_bytes(self) -> int:
         return sum(file.size for file in self.files)
+
+    @property
+    def document_bytes(self) -> int:
+        """The files that are not photos (a chat's archive carries them as received)."""
+        return sum(file.size for file in self.files if file.kind != EvidenceKind.PHOTO.value)
 
 
 async def evidence_plan(
@@ -194,6 +202,8 @@ _FILE_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
     col(EvidenceFile.storage_key).label("storage_key"),
     col(EvidenceFile.sha256).label("sha256"),
     col(EvidenceFile.size).label("size"),
+    col(EvidenceFile.kind).label("kind"),
+    col(EvidenceFile.display_key).label("display_key"),
     col(EvidenceFile.original_name).label("original_name"),
     col(Contact.name).label("uploaded_by"),
     col(EvidenceFile.received_at).label("received_at"),

@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.evidence import EvidenceNotFoundError, LocalEvidenceStore
 from storage.evidence_export import (
+    CHAT_MANIFEST_COLUMNS,
     MANIFEST_NAME,
     ExportError,
     MismatchKind,
@@ -193,6 +194,42 @@ async def test_layout_is_period_province_pemda_action_measure_and_the_manifest_h
     assert (described["gps_lat"], described["gps_lon"]) == ("-5.429100", "105.261900")
     assert rows[1]["gps_lat"] == "" and rows[1]["diambil_pada_exif"] == ""
     assert verify_archive(archive_path).ok
+
+
+async def test_an_archive_for_a_chat_carries_display_copies_and_no_position(
+    session: AsyncSession, data_dir: Path, tmp_path: Path
+) -> None:
+    """#13 item 16: originals' metadata never goes back into a chat, the `/rekap bukti` ZIP
+    included. Photos go as their display copies, a photo without one is left out, documents
+    go as received, and the manifest has no capture time or GPS yet still verifies."""
+    place = await make_place(session, data_dir)
+    submission = await report(session, place, place.world.office)
+    with_copy = await attach(
+        session, place, submission, b"original-exif" * 500, "rapat.jpg", gps=(-5.4291, 105.2619)
+    )
+    with_copy.display_key = await place.store.put(b"display-no-exif" * 100, extension="jpg")
+    session.add(with_copy)
+    await attach(session, place, submission, b"no-display-copy" * 500, "lama.jpg")
+    document = await attach(session, place, submission, b"%PDF-1.4 notulen", "notulen.pdf")
+    document.kind, document.detected_mime = "pdf", "application/pdf"
+    session.add(document)
+    await session.commit()
+
+    plan = await evidence_plan(session=session, period_code="B08")
+    target = tmp_path / "chat.zip"
+    result = await write_evidence_archive(plan, store=place.store, target=target, for_chat=True)
+
+    assert result.withheld == [plan.files[1].storage_key] and result.files == 2
+    rows = manifest_of(target)
+    assert list(rows[0]) == list(CHAT_MANIFEST_COLUMNS)
+    assert not {"diambil_pada_exif", "gps_lat", "gps_lon"} & set(rows[0])
+    with zipfile.ZipFile(target) as archive:
+        contents = [archive.read(row["path"]) for row in rows]
+    assert contents == [b"display-no-exif" * 100, b"%PDF-1.4 notulen"]
+    assert all(b"original-exif" not in content for content in contents)
+    assert rows[0]["sha256"] == hashlib.sha256(contents[0]).hexdigest()
+    assert rows[1]["sha256"] == document.sha256  # a document is the upload itself
+    assert verify_archive(target).ok
 
 
 async def test_the_archive_is_private_and_leaves_no_temporary_file(
