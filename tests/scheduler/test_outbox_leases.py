@@ -7,6 +7,7 @@ Same scripted channel and fake clock as test_outbox.py: no sleeps."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
@@ -231,7 +232,10 @@ async def test_a_reply_is_claimed_while_a_broadcast_fills_the_sender(
 
 
 async def test_the_pacer_gives_the_next_slot_to_the_most_urgent_waiter() -> None:
-    pacer = PriorityPacer(rate=1000)
+    # The pacer's clock stands still until everyone queues: on a loaded machine a real
+    # millisecond could pass before the first task runs, and it would find the slot free.
+    frozen = True
+    pacer = PriorityPacer(rate=1000, clock=lambda: 0.0 if frozen else time.monotonic())
     order: list[str] = []
 
     async def send(name: str, priority: int) -> None:
@@ -240,11 +244,12 @@ async def test_the_pacer_gives_the_next_slot_to_the_most_urgent_waiter() -> None
             order.append(name)
 
     await pacer.acquire()  # the current slot is taken: everyone below waits
-    # Created together, they all queue in one turn of the event loop, before the slot frees
-    # (the pacer's timer is set during that turn, so it fires in a later one).
     tasks = [asyncio.create_task(send(f"broadcast {n}", 2)) for n in range(3)]
     tasks.append(asyncio.create_task(send("reply", 0)))
     tasks.append(asyncio.create_task(send("reminder", 1)))
+    await asyncio.sleep(0)  # each task runs up to its wait
+    assert pacer.waiting == 5
+    frozen = False
     await asyncio.gather(*tasks)
     assert order[:2] == ["reply", "reminder"]
     assert order[2:] == ["broadcast 0", "broadcast 1", "broadcast 2"]
