@@ -1,18 +1,25 @@
 """Database fixtures. The suite runs on SQLite by default and on PostgreSQL when
 LAPORHAM_TEST_DATABASE_URL is set (.ci/run does both). The schema is built once per run by the
-real Alembic migrations; each test then starts from empty tables.
+real Alembic migrations; each test then starts from empty tables (tests/support/databases.py
+empties only the tables a test wrote, and restarts PostgreSQL's sequences).
 
 Under pytest-xdist (`make test` runs `-n 2`) every worker has a database of its own, since each
 test empties the tables: on SQLite a file in the worker's own temporary directory; on PostgreSQL
 `<database>_<worker id>` (<database>_gw0, <database>_gw1...) on the same server, dropped and
 created afresh at the start of the session, so rows a crashed earlier run left behind are gone.
-.ci/run drops these databases at the end."""
+.ci/run drops these databases at the end.
+
+`database_templates` holds a worker's template databases (SQLite files in the worker's temporary
+directory, or `<database>_tpl_<name>_<worker id>`): a state several tests start from, built once
+by the steps those tests took in their setup, then copied per test (tests/test_cli.py). On
+PostgreSQL it also makes the databases single tests get (`<database>_cli_<worker id>_<n>`) and
+drops them all together at the end of the session."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -21,8 +28,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import create_engine, empty_all_tables, session_factory
+from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
+from tests.support.databases import DatabaseTemplates, empty_tables
 
 
 @pytest.fixture(scope="session")
@@ -62,11 +70,28 @@ async def fresh_worker_database(base: URL, worker_id: str) -> str:
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
-    await empty_all_tables(engine)
+    await empty_tables(engine)
     try:
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_templates(
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> Iterator[DatabaseTemplates]:
+    """This worker's template databases and (PostgreSQL) single tests' databases, dropped
+    together at the end."""
+    templates = DatabaseTemplates(
+        base_url=os.environ.get("LAPORHAM_TEST_DATABASE_URL") or None,
+        worker_id=worker_id,
+        folder=tmp_path_factory.mktemp("templates"),
+    )
+    try:
+        yield templates
+    finally:
+        templates.drop_all()
 
 
 @pytest.fixture

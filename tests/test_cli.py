@@ -1,6 +1,12 @@
 """The `laporham` console script, run for real as a subprocess, each test in its own directory
 with its own database (README.md, "The command line"): a SQLite file, or with
-LAPORHAM_TEST_DATABASE_URL an empty PostgreSQL database of its own."""
+LAPORHAM_TEST_DATABASE_URL an empty PostgreSQL database of its own.
+
+A test whose subject comes after `laporham db upgrade` (and the demo catalogue's import, and the
+contacts workbook's) starts from the fixture `migrated` (`catalogued`, `imported`): a copy of the
+database those very commands left, run once per pytest-xdist worker (tests/support/databases.py),
+instead of the same subprocesses again in every test. The commands themselves are tested here
+on an untouched database."""
 
 from __future__ import annotations
 
@@ -13,15 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from openpyxl import Workbook
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from storage.db import create_engine
 from storage.demo import DEMO_DIR
 from storage.migrate import upgrade
+from tests.support.databases import DatabaseTemplates, Place
 
 LAPORHAM = Path(sys.executable).parent / "laporham"
 CATALOGUE = DEMO_DIR / "catalogue-aksi-ham-2025.yaml"
@@ -29,50 +34,45 @@ TIMEOUT = 60
 CHANNEL_VARS = ("LAPORHAM_TELEGRAM_", "LAPORHAM_WHATSAPP_")
 # Each test's database URL, by its directory: the helpers below take the directory.
 DATABASES: dict[Path, str] = {}
+# The fixtures below that replace the test's database by a template's copy.
+FROM_A_TEMPLATE = {"migrated", "catalogued", "imported"}
 
 
 @pytest.fixture
-def cli_database(tmp_path: Path, worker_id: str) -> Iterator[str]:
-    """A database no test has touched, not even with the schema."""
+def cli_database(
+    tmp_path: Path, request: pytest.FixtureRequest, database_templates: DatabaseTemplates
+) -> Iterator[str]:
+    """A database no test has touched, not even with the schema: a SQLite file in the test's
+    directory, or a PostgreSQL database made for this test. There a test that starts from a
+    template gets only the template's copy (an empty database made first would be dropped at
+    once), and the databases are dropped together at the end of the session
+    (tests/support/databases.py says why)."""
     base = os.environ.get("LAPORHAM_TEST_DATABASE_URL")
     if not base:
         url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
-        DATABASES[tmp_path] = url
-        yield url
-        return
-    url = make_url(base).set(database=f"{make_url(base).database}_cli_{worker_id}")
-    rendered = url.render_as_string(hide_password=False)
-    asyncio.run(_recreate(rendered, create=True))
-    DATABASES[tmp_path] = rendered
+    else:
+        create = not FROM_A_TEMPLATE & set(request.fixturenames)
+        url = database_templates.new_postgres_database("cli", create=create)
+    DATABASES[tmp_path] = url
     try:
-        yield rendered
+        yield url
     finally:
         DATABASES.pop(tmp_path, None)
-        asyncio.run(_recreate(rendered, create=False))
-
-
-async def _recreate(url: str, *, create: bool) -> None:
-    target = make_url(url)
-    admin = target.set(drivername="postgresql", database="postgres")
-    connection = await asyncpg.connect(admin.render_as_string(hide_password=False))
-    try:
-        name = '"' + (target.database or "").replace('"', '""') + '"'
-        await connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        if create:
-            await connection.execute(f"CREATE DATABASE {name}")
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
 def cli_env(tmp_path: Path, cli_database: str) -> dict[str, str]:
+    return cli_environment(cli_database, tmp_path / "data")
+
+
+def cli_environment(database_url: str, data_dir: Path) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(CHANNEL_VARS) and name != "LAPORHAM_DATABASE_URL"
     }
-    env["LAPORHAM_DATABASE_URL"] = cli_database
-    env["LAPORHAM_DATA_DIR"] = str(tmp_path / "data")
+    env["LAPORHAM_DATABASE_URL"] = database_url
+    env["LAPORHAM_DATA_DIR"] = str(data_dir)
     return env
 
 
@@ -158,6 +158,59 @@ def write_contacts_workbook(path: Path, *, assignment: bool = True) -> Path:
     return path
 
 
+# --- the states tests start from: built once per worker by the CLI, copied per test ------------
+
+
+def run_in_template(place: Place, *args: str) -> None:
+    """One `laporham` command on a template database, in the template's own directory."""
+    result = subprocess.run(
+        [str(LAPORHAM), *args],
+        cwd=place.data_dir.parent,
+        env=cli_environment(place.url, place.data_dir),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def build_migrated(place: Place) -> None:
+    run_in_template(place, "db", "upgrade")
+
+
+def build_catalogued(place: Place) -> None:
+    run_in_template(place, "catalogue", "import", str(CATALOGUE))
+
+
+def build_imported(place: Place) -> None:
+    workbook = write_contacts_workbook(place.data_dir.parent / "kontak.xlsx")
+    run_in_template(place, "contacts", "import", str(workbook))
+
+
+def copy_of(templates: DatabaseTemplates, name: str, tmp_path: Path, cli_database: str) -> None:
+    """This test's database (and data folder) as the worker's template `name` is; each template
+    is built on first use by the CLI, on top of the one before it."""
+    templates.template("migrated", build_migrated)
+    if name in ("catalogued", "imported"):
+        templates.template("catalogued", build_catalogued, start_from="migrated")
+    if name == "imported":
+        templates.template("imported", build_imported, start_from="catalogued")
+    templates.copy(name, Place(cli_database, tmp_path / "data"))
+
+
+@pytest.fixture
+def migrated(tmp_path: Path, cli_database: str, database_templates: DatabaseTemplates) -> None:
+    """As after `laporham db upgrade`."""
+    copy_of(database_templates, "migrated", tmp_path, cli_database)
+
+
+@pytest.fixture
+def catalogued(tmp_path: Path, cli_database: str, database_templates: DatabaseTemplates) -> None:
+    """As after `laporham db upgrade` and `laporham catalogue import` of the demo catalogue."""
+    copy_of(database_templates, "catalogued", tmp_path, cli_database)
+
+
 # --- help and db ------------------------------------------------------------------------------
 
 
@@ -237,10 +290,10 @@ def test_commands_on_a_fresh_database_need_no_db_upgrade_first(
 # --- catalogue --------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("migrated")
 def test_catalogue_import_loads_the_demo_catalogue_and_a_reimport_changes_nothing(
     laporham, tmp_path: Path
 ) -> None:
-    assert laporham("db", "upgrade").returncode == 0
     first = laporham("catalogue", "import", str(CATALOGUE))
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip()
@@ -256,8 +309,8 @@ def test_catalogue_import_loads_the_demo_catalogue_and_a_reimport_changes_nothin
     assert {t: count_rows(tmp_path, t) for t in counts} == counts
 
 
+@pytest.mark.usefixtures("migrated")
 def test_catalogue_import_prints_the_indonesian_report(laporham) -> None:
-    assert laporham("db", "upgrade").returncode == 0
     first = laporham("catalogue", "import", str(CATALOGUE))
     assert first.returncode == 0, first.stderr
     assert "Program: 1 baru, 0 diubah, 0 tetap, 0 tidak ada di berkas" in first.stdout
@@ -271,8 +324,8 @@ def test_catalogue_import_prints_the_indonesian_report(laporham) -> None:
 BROKEN_YAML = "programme:\n  code: x\n  kind: aksi_ham\n bad: [\n"
 
 
+@pytest.mark.usefixtures("migrated")
 def test_catalogue_import_of_broken_yaml_fails_cleanly(laporham, tmp_path: Path) -> None:
-    assert laporham("db", "upgrade").returncode == 0
     (tmp_path / "katalog.yaml").write_text(BROKEN_YAML, encoding="utf-8")
     result = laporham("catalogue", "import", "katalog.yaml")
     assert_clean_failure(result)
@@ -282,23 +335,23 @@ def test_catalogue_import_of_broken_yaml_fails_cleanly(laporham, tmp_path: Path)
     assert count_rows(tmp_path, "programme") == 0
 
 
+@pytest.mark.usefixtures("migrated")
 def test_catalogue_import_of_a_missing_file_fails_cleanly(laporham) -> None:
-    assert laporham("db", "upgrade").returncode == 0
     result = laporham("catalogue", "import", "tidak-ada.yaml")
     assert_clean_failure(result)
     assert "tidak-ada.yaml" in result.stderr
 
 
+@pytest.mark.usefixtures("migrated")
 def test_catalogue_error_shows_a_file_name_with_brackets_verbatim(laporham, tmp_path: Path) -> None:
-    assert laporham("db", "upgrade").returncode == 0
     (tmp_path / "katalog [draft].yaml").write_text(BROKEN_YAML, encoding="utf-8")
     result = laporham("catalogue", "import", "katalog [draft].yaml")
     assert_clean_failure(result)
     assert "katalog [draft].yaml" in result.stderr
 
 
+@pytest.mark.usefixtures("migrated")
 def test_catalogue_error_quoting_a_closing_tag_fails_cleanly(laporham, tmp_path: Path) -> None:
-    assert laporham("db", "upgrade").returncode == 0
     (tmp_path / "katalog.yaml").write_text(
         "programme: {code: x, kind: aksi_ham, year: 2025, title: X}\n"
         "periods: [{code: B04, title: P}]\n"
@@ -318,8 +371,8 @@ def test_catalogue_error_quoting_a_closing_tag_fails_cleanly(laporham, tmp_path:
     assert "Tidak ada data yang diubah" in result.stderr
 
 
+@pytest.mark.usefixtures("migrated")
 def test_catalogue_errors_are_one_per_line(laporham, tmp_path: Path) -> None:
-    assert laporham("db", "upgrade").returncode == 0
     (tmp_path / "katalog.yaml").write_text(
         "programme: {code: x, kind: aksi_ham, year: 2025, title: X}\n"
         "periods: [{code: B04, title: P}]\n"
@@ -346,9 +399,8 @@ def test_catalogue_errors_are_one_per_line(laporham, tmp_path: Path) -> None:
 # --- contacts ---------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("catalogued")
 def test_contacts_import_of_a_workbook(laporham, tmp_path: Path) -> None:
-    assert laporham("db", "upgrade").returncode == 0
-    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
     workbook = write_contacts_workbook(tmp_path / "kontak.xlsx")
     result = laporham("contacts", "import", str(workbook))
     assert result.returncode == 0, result.stderr
@@ -366,8 +418,8 @@ def test_contacts_import_of_a_workbook(laporham, tmp_path: Path) -> None:
     assert count_rows(tmp_path, "assignment") == 1
 
 
+@pytest.mark.usefixtures("migrated")
 def test_contacts_import_of_a_text_file_named_xlsx_fails_cleanly(laporham, tmp_path: Path) -> None:
-    assert laporham("db", "upgrade").returncode == 0
     (tmp_path / "kontak.xlsx").write_text("nama,telepon\nSiti,0812\n", encoding="utf-8")
     result = laporham("contacts", "import", "kontak.xlsx")
     assert_clean_failure(result)
@@ -377,9 +429,9 @@ def test_contacts_import_of_a_text_file_named_xlsx_fails_cleanly(laporham, tmp_p
     assert count_rows(tmp_path, "contact") == 0
 
 
+@pytest.mark.usefixtures("migrated")
 def test_contacts_import_with_an_unknown_action_fails_cleanly(laporham, tmp_path: Path) -> None:
     """Without the catalogue the assignment's action does not exist: nothing is written."""
-    assert laporham("db", "upgrade").returncode == 0
     workbook = write_contacts_workbook(tmp_path / "kontak.xlsx")
     result = laporham("contacts", "import", str(workbook))
     assert_clean_failure(result)
@@ -393,11 +445,11 @@ def test_contacts_import_with_an_unknown_action_fails_cleanly(laporham, tmp_path
 
 
 @pytest.fixture
-def imported(laporham, tmp_path: Path) -> None:
-    assert laporham("db", "upgrade").returncode == 0
-    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
-    workbook = write_contacts_workbook(tmp_path / "kontak.xlsx")
-    assert laporham("contacts", "import", str(workbook)).returncode == 0
+def imported(tmp_path: Path, cli_database: str, database_templates: DatabaseTemplates) -> None:
+    """As after `laporham db upgrade`, the demo catalogue's import and the contacts workbook's
+    (kontak.xlsx, in the test's directory too)."""
+    copy_of(database_templates, "imported", tmp_path, cli_database)
+    write_contacts_workbook(tmp_path / "kontak.xlsx")
 
 
 @pytest.mark.usefixtures("imported")
@@ -466,9 +518,8 @@ def test_invite_create_with_an_unknown_role_fails_cleanly(laporham) -> None:
 # --- periods ----------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("catalogued")
 def test_period_set_changes_the_window(laporham, tmp_path: Path) -> None:
-    assert laporham("db", "upgrade").returncode == 0
-    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
     result = laporham("period", "set", "B08", "--opens", "2025-08-18", "--due", "2025-08-25")
     assert result.returncode == 0, result.stderr
     assert "B08" in result.stdout
@@ -478,9 +529,8 @@ def test_period_set_changes_the_window(laporham, tmp_path: Path) -> None:
     assert tuple(str(day)[:10] for day in window) == ("2025-08-20", "2025-08-30")
 
 
+@pytest.mark.usefixtures("catalogued")
 def test_period_set_with_a_badly_written_date_fails_cleanly(laporham, tmp_path: Path) -> None:
-    assert laporham("db", "upgrade").returncode == 0
-    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
     result = laporham("period", "set", "B08", "--opens", "2025-08-18", "--due", "25-08-2025")
     assert_clean_failure(result)
     assert "YYYY-MM-DD" in result.stderr
@@ -488,8 +538,8 @@ def test_period_set_with_a_badly_written_date_fails_cleanly(laporham, tmp_path: 
     assert str(due)[:10] == "2025-08-25"  # the catalogue's date, untouched
 
 
+@pytest.mark.usefixtures("catalogued")
 def test_period_set_with_a_date_that_does_not_exist_says_so(laporham, tmp_path: Path) -> None:
-    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
     result = laporham("period", "set", "B08", "--opens", "2025-02-30", "--due", "2025-08-25")
     assert_clean_failure(result)
     assert "2025-02-30" in result.stderr
@@ -503,18 +553,16 @@ CATALOGUE_ERROR_UNCAUGHT = (
 )
 
 
+@pytest.mark.usefixtures("catalogued")
 def test_period_set_for_an_unknown_period_fails_cleanly(laporham) -> None:
-    assert laporham("db", "upgrade").returncode == 0
-    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
     result = laporham("period", "set", "B99", "--opens", "2025-08-18", "--due", "2025-08-25")
     assert_clean_failure(result)
     assert "B99" in result.stderr
     assert "Tidak ada data yang diubah" in result.stderr
 
 
+@pytest.mark.usefixtures("catalogued")
 def test_period_set_opening_after_the_due_date_fails_cleanly(laporham, tmp_path: Path) -> None:
-    assert laporham("db", "upgrade").returncode == 0
-    assert laporham("catalogue", "import", str(CATALOGUE)).returncode == 0
     result = laporham("period", "set", "B08", "--opens", "2025-08-30", "--due", "2025-08-25")
     assert_clean_failure(result)
     assert "2025-08-30" in result.stderr

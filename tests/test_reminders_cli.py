@@ -1,5 +1,6 @@
 """`laporham reminders plan|history`, run for real as a subprocess on a database the test
-filled (SQLite, or PostgreSQL with LAPORHAM_TEST_DATABASE_URL)."""
+filled (SQLite, or PostgreSQL with LAPORHAM_TEST_DATABASE_URL), starting from the migrated
+schema (tests/test_cli.py's `migrated`: a copy, not a migration per test)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import pytest
 
 from scheduler.reminders import ReminderTicker
 from storage.db import create_engine, session_factory
-from storage.migrate import upgrade
 from tests.scheduler.reminder_world import reminder_world
-from tests.test_cli import DATABASES, LAPORHAM, TIMEOUT, cli_database, cli_env, count_rows  # noqa: F401  (fixtures used by name)
+from tests.test_cli import DATABASES, LAPORHAM, TIMEOUT, cli_database, cli_env, count_rows, migrated  # noqa: F401  (fixtures used by name)
 
 D_MINUS_3 = datetime(2025, 8, 25, 8, 0, tzinfo=ZoneInfo("Asia/Jakarta"))
+pytestmark = pytest.mark.usefixtures("migrated")
 
 
 @pytest.fixture
@@ -33,7 +34,6 @@ def cli(tmp_path: Path, cli_env: dict[str, str]):  # noqa: F811  (the imported f
 
 def seed(tmp_path: Path, *, tick_at: datetime | None = None) -> None:
     url = DATABASES[tmp_path]
-    upgrade(url)
 
     async def fill() -> None:
         engine = create_engine(url)
