@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.dispatch import Engine
 from scheduler.broadcasts import advance_broadcasts
-from scheduler.reminders import ReminderTicker
+from scheduler.reminders import ReminderTicker, phone_channel
 from storage import retention
 from storage.db import transaction
 from storage.evidence import EvidenceStore
@@ -74,7 +74,9 @@ def scheduled_jobs(
     async def broadcasts_step() -> int:
         return await advance_broadcasts(sessions, wakeup=engine.outbox_ready)
 
-    reminders = ReminderTicker(sessions=sessions, wakeup=engine.outbox_ready)
+    reminders = ReminderTicker(
+        sessions=sessions, wakeup=engine.outbox_ready, phone_channel=phone_channel(engine.channels)
+    )
     return [
         Job(id="inbox-replay", seconds=60, run=engine.replay_stored),
         Job(id="evidence-sweep", daily_at="02:30", run=sweep),
