@@ -103,7 +103,7 @@ OUTCOME_WRITE_SECONDS = 0.25
 # Messages nobody is waiting for: held in the recipient's quiet hours (policy's, or 21:00-07:00
 # local) until they end. A reply to someone's own message is never held.
 HELD_PURPOSES = frozenset({"reminder", "escalation", "broadcast"})
-# A recipient whose zone is unknown (no region): the zone most users are in.
+# A contact without a region: the zone most users are in.
 DEFAULT_ZONE = "Asia/Jakarta"
 
 
@@ -374,7 +374,9 @@ class OutboxSender:
         held: list[tuple[int, datetime]] = []
         dropped: list[tuple[int, dict[str, object]]] = []
         for row in rows:
-            if row.purpose not in HELD_PURPOSES:
+            # A row naming neither a zone nor a contact is to nobody we know (an operator's
+            # test message, a benchmark): there is no one's night to respect.
+            if row.purpose not in HELD_PURPOSES or (row.local_zone is None and not row.contact_id):
                 ready.append(row)
                 continue
             zone = row.local_zone or zones.get(row.contact_id or 0) or DEFAULT_ZONE

@@ -259,3 +259,11 @@ def test_a_policy_may_set_its_quiet_hours_but_not_send_in_them() -> None:
         ReminderPolicy.model_validate({"quiet_from": "07:00", "quiet_until": "09:00"})
     with pytest.raises(ValueError, match="berbeda"):
         ReminderPolicy.model_validate({"quiet_from": "22:00", "quiet_until": "22:00"})
+
+
+async def test_a_row_to_nobody_we_know_is_not_held(sessions) -> None:
+    """Neither a zone nor a contact (an operator's test row, a benchmark): nobody's night."""
+    channel, clock = ScriptedChannel(), Clock(local(25, 23, timezone="Asia/Jakarta"))
+    await write(sessions, "uji", purpose="broadcast", due=clock.now)
+    await sender_at(sessions, channel, clock).drain_all()
+    assert channel.sent_to(TO) == ["uji"]
