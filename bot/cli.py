@@ -630,8 +630,11 @@ def reminders_plan(
     settings = _settings()
     now = _parse_at(at)
 
+    # Imported numbers that never wrote are reached through WhatsApp only (docs/reminders.md).
+    by_phone = "whatsapp" if settings.whatsapp_enabled else None
+
     async def work(sessions: Any) -> list[str]:
-        plan = await plan_at(sessions, now)
+        plan = await plan_at(sessions, now, phone_channel=by_phone, with_unreachable=True)
         async with sessions() as session:
             periods = await dated_periods(session=session)
             zones = await timezones_in_use(session=session)
@@ -646,13 +649,15 @@ def reminders_history(
 ) -> None:
     """Tampilkan pengingat dan eskalasi yang sudah ditulis: kapan, kepada siapa, statusnya."""
     from scheduler.reminders.operator import history_lines
-    from storage.reminders import reminder_history
+    from storage.reminders import reminder_history, unreachable_numbers
 
     settings = _settings()
 
     async def work(sessions: Any) -> list[str]:
         async with sessions() as session:
-            return history_lines(await reminder_history(session=session, limit=limit))
+            rows = await reminder_history(session=session, limit=limit)
+            refused = await unreachable_numbers(session=session, channel="whatsapp")
+            return history_lines(rows, not_on_whatsapp=refused)
 
     typer.echo("\n".join(_run(lambda: _reading(settings, work))))
 

@@ -30,7 +30,7 @@ from bot.engine.dispatch import Engine
 from scheduler.broadcasts import advance_broadcasts
 from scheduler.outbox import process_owner
 from scheduler.recaps import RecapJob
-from scheduler.reminders import ReminderTicker
+from scheduler.reminders import ReminderTicker, phone_channel
 from storage import retention
 from storage.db import transaction
 from storage.evidence import EvidenceStore
@@ -83,7 +83,9 @@ def scheduled_jobs(
         adapter = engine.channels.get(known[channel]) if channel in known else None
         return adapter.capabilities if adapter is not None else None
 
-    reminders = ReminderTicker(sessions=sessions, wakeup=engine.outbox_ready)
+    reminders = ReminderTicker(
+        sessions=sessions, wakeup=engine.outbox_ready, phone_channel=phone_channel(engine.channels)
+    )
     recaps = RecapJob(
         sessions=sessions,
         store=store,

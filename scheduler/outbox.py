@@ -11,6 +11,8 @@ stateDiagram-v2
     sending --> failed: permanent error, unreachable user, or too many attempts
     sending --> pending: its sender stopped before trying it (released at once)
     sending --> pending: its sender died: the claim's lease expired (at-least-once)
+    sending --> pending: reminder, escalation, broadcast in quiet hours: held until they end
+    sending --> failed: such a row expired, or would before its quiet hours end (reason kept)
 ```
 
 Several processes may send from one database (a deploy overlap, a second worker). Each claim
@@ -80,6 +82,7 @@ from storage import identities, outbox
 from storage.db import transaction
 from storage.models import OutboxStatus
 from storage.outbox import QueuedMessage
+from storage.reminder_policy import QuietHours
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,27 @@ REPLY_ALLOWANCE = 100
 # write transaction per send would take the database's write lock 25 times a second during a
 # broadcast, and every user's turn would queue behind it (SQLite).
 OUTCOME_WRITE_SECONDS = 0.25
+
+
+# Messages nobody is waiting for: held in the recipient's quiet hours (policy's, or 21:00-07:00
+# local) until they end. A reply to someone's own message is never held.
+HELD_PURPOSES = frozenset({"reminder", "escalation", "broadcast"})
+# A contact without a region: the zone most users are in.
+DEFAULT_ZONE = "Asia/Jakarta"
+
+
+def quiet_hold(row: QueuedMessage, now: datetime, zone: str) -> tuple[datetime | None, str | None]:
+    """(until when the row must wait, or None: it may go now; the reason it is dropped, or
+    None). Dropped: it expired (a reminder's slot ended: its deadline passed, or the next
+    reminder is due), or the quiet hours end only after it expires."""
+    expires = row.expires_at
+    if expires is not None and now >= expires:
+        return None, "not sent: expired before it could be sent (outbox backlog or outage)"
+    quiet = QuietHours.parse(row.quiet_hours)
+    until = quiet.ends_after(now, zone)
+    if until is not None and expires is not None and until >= expires:
+        return None, f"not sent: quiet hours ({quiet.spelt} {zone}) last past its deadline"
+    return until, None
 
 
 def process_owner() -> str:
@@ -320,6 +344,7 @@ class OutboxSender:
                 )  # fmt: skip
                 self._more_due = len(taken) >= room
                 room -= len(taken)
+                taken = await self._outside_quiet_hours(session, now, taken)
             else:
                 taken = await outbox.claim_due_outbox(
                     session=session, channel=channel, now=now, limit=REPLY_ALLOWANCE,
@@ -329,6 +354,48 @@ class OutboxSender:
                 self._more_due = True
             claimed += taken
         return claimed
+
+    async def _outside_quiet_hours(
+        self, session: AsyncSession, now: datetime, rows: list[QueuedMessage]
+    ) -> list[QueuedMessage]:
+        """Of rows just claimed, those that may go now. A reminder, escalation or broadcast
+        that reaches the sender in its recipient's quiet hours (a backlog, an outage, a
+        restart) goes back to wait until they end; one that expired, or would by then, is
+        dropped with its reason. Replies always go. Written in the claim's transaction."""
+        if not any(row.purpose in HELD_PURPOSES for row in rows):
+            return rows
+        unknown = {
+            row.contact_id
+            for row in rows
+            if row.purpose in HELD_PURPOSES and row.local_zone is None and row.contact_id
+        }
+        zones = await outbox.contact_zones(session=session, contact_ids=unknown)
+        ready: list[QueuedMessage] = []
+        held: list[tuple[int, datetime]] = []
+        dropped: list[tuple[int, dict[str, object]]] = []
+        for row in rows:
+            # A row naming neither a zone nor a contact is to nobody we know (an operator's
+            # test message, a benchmark): there is no one's night to respect.
+            if row.purpose not in HELD_PURPOSES or (row.local_zone is None and not row.contact_id):
+                ready.append(row)
+                continue
+            zone = row.local_zone or zones.get(row.contact_id or 0) or DEFAULT_ZONE
+            until, reason = quiet_hold(row, now, zone)
+            if reason is not None:
+                values = {"status": OutboxStatus.failed, "last_error": reason}
+                dropped.append((row.id, values | {"claimed_by": None, "lease_expires_at": None}))
+            elif until is not None:
+                held.append((row.id, until))
+            else:
+                ready.append(row)
+        await outbox.hold_claimed(session=session, owner=self.owner, held=held)
+        await outbox.update_outbox_rows(session=session, changes=dropped, owner=self.owner)
+        if held or dropped:
+            log.info(
+                "outbox: %d rows held for their recipients' quiet hours, %d dropped as expired",
+                len(held), len(dropped),
+            )  # fmt: skip
+        return ready
 
     async def _write(
         self, session: AsyncSession, changes: list[_Change], unsent: list[int]
@@ -342,9 +409,11 @@ class OutboxSender:
         for change in changes:
             if change.unreachable:
                 channel, recipient = change.unreachable
+                reason = change.values.get("last_error")
                 await identities.mark_unreachable(
-                    session=session, channel=channel, external_id=recipient, now=self.clock()
-                )
+                    session=session, channel=channel, external_id=recipient, now=self.clock(),
+                    reason=reason if isinstance(reason, str) else None,
+                )  # fmt: skip
 
     def can_take(self, channel: Channel, recipient: str) -> bool:
         """Whether the engine may write a reply already claimed and hand it over after commit

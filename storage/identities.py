@@ -12,7 +12,7 @@ from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import AuditLog, ChannelIdentity, Contact, Role
+from storage.models import AuditLog, ChannelIdentity, Contact, Role, UnreachableNumber
 
 _FIND_IDENTITY = (
     select(ChannelIdentity, Contact)
@@ -70,11 +70,25 @@ async def last_inbound_at(
 
 
 async def mark_unreachable(
-    *, session: AsyncSession, channel: str, external_id: str, now: datetime
+    *,
+    session: AsyncSession,
+    channel: str,
+    external_id: str,
+    now: datetime,
+    reason: str | None = None,
 ) -> None:
+    """The channel says messages no longer reach this user (blocked the bot; not on
+    WhatsApp). Without an identity, it is an imported number we wrote to first (a reminder):
+    remembered as such, so the reminder planner stops trying it. Grants no identity."""
     found = await find_identity(session=session, channel=channel, external_id=external_id)
     if found:
         found[0].unreachable_since = now
+        return
+    number = await session.get(UnreachableNumber, (channel, external_id))
+    if number is None:
+        number = UnreachableNumber(channel=channel, recipient=external_id, since=now)
+    number.reason = (reason or "")[:200] or None
+    session.add(number)
 
 
 async def other_accounts(

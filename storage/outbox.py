@@ -27,7 +27,7 @@ from sqlalchemy import select as select_columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import OutboxMessage, OutboxStatus
+from storage.models import Contact, OutboxMessage, OutboxStatus, Region
 from storage.types import utcnow
 
 WAITING = (OutboxStatus.pending, OutboxStatus.sending)
@@ -55,10 +55,18 @@ class QueuedMessage:
     payload: dict[str, Any]
     attempts: int
     purpose: str = "reply"
+    contact_id: int | None = None
+    # Quiet hours at send time (see OutboxMessage): the recipient's zone if the writer knew it,
+    # the quiet hours ("HH:MM-HH:MM") if a policy set them, when it is no longer worth sending.
+    local_zone: str | None = None
+    quiet_hours: str | None = None
+    expires_at: datetime | None = None
 
 
 # SQLModel sets __table__ on every table model but does not declare it.
 _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]  # SQLModel sets it at runtime
+_CONTACT: Table = Contact.__table__  # type: ignore[attr-defined]  # SQLModel sets it at runtime
+_REGION: Table = Region.__table__  # type: ignore[attr-defined]  # SQLModel sets it at runtime
 
 
 def outbox_row(
@@ -71,11 +79,16 @@ def outbox_row(
     purpose: str = "reply",
     not_before: datetime | None = None,
     claimed_by: str | None = None,
+    local_zone: str | None = None,
+    quiet_hours: str | None = None,
+    expires_at: datetime | None = None,
 ) -> dict[str, Any]:
     """The column values of a message to send, for `insert_outbox`. `claimed_by`: written as
     taken by that running sender (the engine hands it over after commit), so no claim
     transaction is needed; if that process dies, its lease expires and `release_expired_claims`
-    gives the row to whoever sends next.
+    gives the row to whoever sends next. `local_zone`, `quiet_hours`, `expires_at`: what the
+    sender needs to hold a reminder, escalation or broadcast in the recipient's quiet hours
+    and to drop it once it expired (scheduler/outbox.py).
     """
     now = utcnow()
     claimed = claimed_by is not None
@@ -96,6 +109,9 @@ def outbox_row(
         "sent_at": None,
         "claimed_by": claimed_by,
         "lease_expires_at": now + CLAIM_LEASE if claimed else None,
+        "local_zone": local_zone,
+        "quiet_hours": quiet_hours,
+        "expires_at": expires_at,
     }
 
 
@@ -139,6 +155,10 @@ async def insert_outbox(
             payload=row["payload"],
             attempts=row["attempts"],
             purpose=row["purpose"],
+            contact_id=row.get("contact_id"),
+            local_zone=row.get("local_zone"),
+            quiet_hours=row.get("quiet_hours"),
+            expires_at=row.get("expires_at"),
         )
         for outbox_id, row in zip(ids, rows, strict=True)
     ]
@@ -171,7 +191,8 @@ _claim_rank = case(PRIORITY, value=_OUTBOX.c.purpose, else_=OTHER_PRIORITY)
 # SQLAlchemy's select (sqlmodel's is typed for at most four columns).
 _CLAIM_DUE_OUTBOX = (
     select_columns(_OUTBOX.c.id, _OUTBOX.c.channel, _OUTBOX.c.recipient, _OUTBOX.c.payload,
-                   _OUTBOX.c.attempts, _OUTBOX.c.purpose)
+                   _OUTBOX.c.attempts, _OUTBOX.c.purpose, _OUTBOX.c.contact_id,
+                   _OUTBOX.c.local_zone, _OUTBOX.c.quiet_hours, _OUTBOX.c.expires_at)
     .where(
         _OUTBOX.c.channel == bindparam("channel"),
         _claim_rank <= bindparam("lowest_priority"),
@@ -220,13 +241,46 @@ async def claim_due_outbox(
     params = {"channel": channel, "now": now, "limit": limit, "lowest_priority": lowest_priority}
     claimed = [
         QueuedMessage(id=row.id, channel=row.channel, recipient=row.recipient,
-                      payload=row.payload, attempts=row.attempts + 1, purpose=row.purpose)
+                      payload=row.payload, attempts=row.attempts + 1, purpose=row.purpose,
+                      contact_id=row.contact_id, local_zone=row.local_zone,
+                      quiet_hours=row.quiet_hours, expires_at=row.expires_at)
         for row in await connection.execute(_CLAIM_DUE_OUTBOX, params)
     ]  # fmt: skip
     if claimed:
         ids = [message.id for message in claimed]
         await connection.execute(_MARK_SENDING, {"ids": ids, "owner": owner, "until": until})
     return claimed
+
+
+async def contact_zones(*, session: AsyncSession, contact_ids: Collection[int]) -> dict[int, str]:
+    """The time zone of each contact's region (a contact without a region is left out): the
+    quiet hours of a claimed row whose writer did not name the zone (a broadcast's)."""
+    if not contact_ids:
+        return {}
+    statement = (
+        select_columns(_CONTACT.c.id, _REGION.c.timezone)
+        .join(_REGION, _REGION.c.id == _CONTACT.c.region_id)
+        .where(_CONTACT.c.id.in_(sorted(contact_ids)))
+    )
+    connection = await session.connection()
+    return {contact_id: zone for contact_id, zone in await connection.execute(statement)}
+
+
+async def hold_claimed(
+    *, session: AsyncSession, owner: str, held: Sequence[tuple[int, datetime]]
+) -> None:
+    """Claimed rows that must not go yet (the recipient's quiet hours): back to pending until
+    then, as not tried. Their attempts go back to 0, so a held row is a message scheduled for
+    later, never a retry that keeps the recipient's later messages (their replies) waiting."""
+    await update_outbox_rows(
+        session=session,
+        owner=owner,
+        changes=[
+            (outbox_id, {"status": OutboxStatus.pending, "next_attempt_at": until,
+                         "attempts": 0, "claimed_by": None, "lease_expires_at": None})
+            for outbox_id, until in held
+        ],
+    )  # fmt: skip
 
 
 async def renew_claims(

@@ -33,3 +33,8 @@ def normalise_phone(raw: str) -> str:
 
 def whatsapp_id_to_phone(wa_id: str) -> str:
     return normalise_phone("+" + wa_id.lstrip("+"))
+
+
+def phone_to_whatsapp_id(phone: str) -> str:
+    """A stored (E.164) number as WhatsApp names the account: the digits without the plus."""
+    return phone.strip().lstrip("+")

@@ -11,8 +11,9 @@ one per office: at national scale (552 pemda, ~5,500 offices) a per-office loop 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Table, func, text
@@ -37,7 +38,9 @@ from storage.models import (
     Role,
     Submission,
     SubmissionStatus,
+    UnreachableNumber,
 )
+from storage.phones import phone_to_whatsapp_id
 
 # SQLModel sets __table__ on every table model but does not declare it. Core columns: the
 # planner needs tuples, not ORM objects (building 30,000 of those would cost most of a second).
@@ -56,6 +59,7 @@ _QUESTION: Table = Question.__table__  # type: ignore[attr-defined]
 _REGION: Table = Region.__table__  # type: ignore[attr-defined]
 _SUBMISSION: Table = Submission.__table__  # type: ignore[attr-defined]
 _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_UNREACHABLE: Table = UnreachableNumber.__table__  # type: ignore[attr-defined]
 
 # A report in one of these counts as handed in (a revision in progress beside a submitted
 # version still counts: storage/models/reports.py).
@@ -124,9 +128,23 @@ class SubmissionRow:
     status: SubmissionStatus
 
 
+class Reach(StrEnum):
+    """How a contact's reminders reach them, or why they cannot."""
+
+    account = "account"  # the channel identity they last wrote from
+    # Never wrote, but imported with a number: the phone channel (WhatsApp) may open the
+    # conversation with an approved template. No identity is created for it: the account is
+    # bound only when that number itself writes (handlers/register.py).
+    number = "number"
+    no_number = "no_number"  # never wrote, and no number imported
+    no_phone_channel = "no_phone_channel"  # never wrote; WhatsApp is not configured
+    not_on_whatsapp = "not_on_whatsapp"  # never wrote; WhatsApp said the number is not on it
+
+
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """A contact with the one channel identity their messages go to."""
+    """A contact with the one chat their messages go to (a channel identity, or their imported
+    number on the phone channel); for an unreachable contact, channel and chat are empty."""
 
     contact_id: int
     name: str
@@ -136,6 +154,7 @@ class Recipient:
     language: str
     channel: str
     chat_id: str
+    reach: Reach = Reach.account
 
 
 @dataclass
@@ -150,6 +169,8 @@ class ReminderSnapshot:
     answered: dict[int, int] = field(default_factory=dict)  # submission -> required answered
     evidence: dict[tuple[int, int], int] = field(default_factory=dict)  # (submission, req)
     recipients: list[Recipient] = field(default_factory=list)
+    # Contacts who never wrote to the bot and cannot be written to first (`reach` says why).
+    unreachable: list[Recipient] = field(default_factory=list)
 
 
 async def dated_periods(*, session: AsyncSession) -> list[PeriodRow]:
@@ -168,8 +189,11 @@ async def dated_periods(*, session: AsyncSession) -> list[PeriodRow]:
     return [PeriodRow(*row) for row in await connection.execute(statement)]
 
 
-async def load_snapshot(*, session: AsyncSession, periods: Sequence[PeriodRow]) -> ReminderSnapshot:
-    """Everything the planner needs about these periods (the active ones)."""
+async def load_snapshot(
+    *, session: AsyncSession, periods: Sequence[PeriodRow], phone_channel: str | None = None
+) -> ReminderSnapshot:
+    """Everything the planner needs about these periods (the active ones). `phone_channel`: the
+    configured channel that may start a conversation with a phone number (WhatsApp), if any."""
     snapshot = ReminderSnapshot(periods=list(periods))
     if not periods:
         return snapshot
@@ -201,6 +225,8 @@ async def load_snapshot(*, session: AsyncSession, periods: Sequence[PeriodRow]) 
         snapshot.submissions[(action_id, office_id, period_id)] = SubmissionRow(sub_id, status)
     snapshot.answered, snapshot.evidence = await _progress(session, period_ids)
     snapshot.recipients = await _recipients(session)
+    numbers, snapshot.unreachable = await _never_wrote(session, phone_channel)
+    snapshot.recipients += numbers
     return snapshot
 
 
@@ -287,6 +313,55 @@ async def _recipients(session: AsyncSession) -> list[Recipient]:
     return [Recipient(*row[:8]) for row in chosen.values()]
 
 
+async def _never_wrote(
+    session: AsyncSession, phone_channel: str | None
+) -> tuple[list[Recipient], list[Recipient]]:
+    """Active focal points, coordinators and Kanwil officers with no channel identity at all:
+    (those the phone channel can reach at their imported number, those nobody can reach)."""
+    has_identity = select_columns(_IDENTITY.c.id).where(_IDENTITY.c.contact_id == _CONTACT.c.id)
+    statement = select_columns(
+        _CONTACT.c.id, _CONTACT.c.name, _CONTACT.c.role, _CONTACT.c.region_id,
+        _CONTACT.c.office_id, _CONTACT.c.language, _CONTACT.c.phone,
+    ).where(
+        _CONTACT.c.active.is_(True),
+        _CONTACT.c.role.in_([Role.focal_point, Role.coordinator, Role.kanwil]),
+        ~has_identity.exists(),
+    )  # fmt: skip
+    connection = await session.connection()
+    refused: set[str] = set()
+    if phone_channel is not None:
+        numbers = select_columns(_UNREACHABLE.c.recipient).where(
+            _UNREACHABLE.c.channel == phone_channel
+        )
+        refused = {recipient for (recipient,) in await connection.execute(numbers)}
+    reachable, unreachable = [], []
+    for contact_id, name, role, region_id, office_id, language, phone in await connection.execute(
+        statement
+    ):
+        person = Recipient(contact_id, name, role, region_id, office_id, language, "", "")
+        chat_id = phone_to_whatsapp_id(phone) if phone else ""
+        if not chat_id:
+            reach = Reach.no_number
+        elif phone_channel is None:
+            reach = Reach.no_phone_channel
+        elif chat_id in refused:
+            reach = Reach.not_on_whatsapp
+        else:
+            reachable.append(
+                replace(person, channel=phone_channel, chat_id=chat_id, reach=Reach.number)
+            )
+            continue
+        unreachable.append(replace(person, reach=reach))
+    return reachable, unreachable
+
+
+async def unreachable_numbers(*, session: AsyncSession, channel: str) -> int:
+    """How many imported numbers the channel said it cannot reach (`reminders history`)."""
+    statement = select_columns(func.count()).where(_UNREACHABLE.c.channel == channel)
+    connection = await session.connection()
+    return int((await connection.execute(statement)).scalar_one())
+
+
 def _recency(row: Any) -> tuple[bool, datetime, int]:
     """The account written from last wins; never written from, the newest account."""
     seen = row[8]
@@ -340,6 +415,8 @@ class HistoryRow:
     contact_name: str | None
     idempotency_key: str
     last_error: str | None
+    # False: sent to an imported number that has not written to the bot (no identity).
+    has_account: bool = True
 
 
 async def reminder_history(
@@ -350,9 +427,14 @@ async def reminder_history(
         select_columns(
             _OUTBOX.c.created_at, _OUTBOX.c.sent_at, _OUTBOX.c.purpose, _OUTBOX.c.status,
             _OUTBOX.c.channel, _OUTBOX.c.recipient, _CONTACT.c.name, _OUTBOX.c.idempotency_key,
-            _OUTBOX.c.last_error,
+            _OUTBOX.c.last_error, _IDENTITY.c.id,
         )
         .outerjoin(Contact, _CONTACT.c.id == _OUTBOX.c.contact_id)
+        .outerjoin(
+            _IDENTITY,
+            (_IDENTITY.c.channel == _OUTBOX.c.channel)
+            & (_IDENTITY.c.external_id == _OUTBOX.c.recipient),
+        )
         .where(_OUTBOX.c.purpose.in_(REMINDER_PURPOSES))
         .order_by(_OUTBOX.c.id.desc())
         .limit(limit)
@@ -364,7 +446,7 @@ async def reminder_history(
         HistoryRow(
             created_at=row[0], sent_at=row[1], purpose=row[2], status=str(row[3]),
             channel=row[4], recipient=row[5], contact_name=row[6], idempotency_key=row[7],
-            last_error=row[8],
+            last_error=row[8], has_account=row[9] is not None,
         )
         for row in await connection.execute(statement)
     ]  # fmt: skip

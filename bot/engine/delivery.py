@@ -107,6 +107,6 @@ async def _apply(session: AsyncSession, update: DeliveryUpdate, now: datetime) -
     if recorded and failed and update.unreachable:
         channel, user_key = update.unreachable
         await identities.mark_unreachable(
-            session=session, channel=channel, external_id=user_key, now=now
+            session=session, channel=channel, external_id=user_key, now=now, reason=update.error
         )
     return Outcome.recorded if recorded else Outcome.ignored

@@ -13,9 +13,16 @@ from scheduler.reminders.schedule import escalation_slots, reminder_slots
 from scheduler.reminders.ticker import Plan
 from storage.periods import zone_abbreviation
 from storage.reminder_policy import ReminderPolicy
-from storage.reminders import HistoryRow, PeriodRow
+from storage.reminders import HistoryRow, PeriodRow, Reach
 
 STATUS_WORDS = {"pending": "menunggu", "sending": "diproses", "sent": "terkirim", "failed": "gagal"}
+# Why a contact who never wrote to the bot cannot be reached, in the operator's words.
+UNREACHABLE_WORDS = {
+    Reach.no_number: "tanpa nomor HP",
+    Reach.no_phone_channel: "WhatsApp belum dipasang",
+    Reach.not_on_whatsapp: "nomornya tidak terdaftar di WhatsApp",
+}
+NOT_ON_WHATSAPP = "131026"  # WhatsApp: the number cannot receive messages (not on WhatsApp)
 
 
 def short_key(chat_id: str) -> str:
@@ -26,6 +33,12 @@ def short_key(chat_id: str) -> str:
 def local_time(instant: datetime, timezone: str) -> str:
     local = instant.astimezone(ZoneInfo(timezone))
     return f"{local:%Y-%m-%d %H:%M} {zone_abbreviation(timezone)}"
+
+
+def _account(message: PlannedMessage) -> str:
+    recipient = message.recipient
+    imported = ", nomor impor" if recipient.reach is Reach.number else ""
+    return f"{recipient.channel} {short_key(recipient.chat_id)}{imported}"
 
 
 def _what(message: PlannedMessage) -> str:
@@ -47,11 +60,25 @@ def plan_lines(plan: Plan) -> list[str]:
         lines.append(
             f"  {local_time(message.slot.at, message.timezone)}  {state:<13} "
             f"{message.purpose} {message.slot.offset} {message.period.code} → "
-            f"{message.recipient.name} ({message.recipient.channel} "
-            f"{short_key(message.recipient.chat_id)}) — {_what(message)}"
+            f"{message.recipient.name} ({_account(message)}) — {_what(message)}"
         )
     unsent = len(plan.unsent)
     lines.append(f"{unsent} akan dikirim, {len(plan.due) - unsent} sudah ditulis sebelumnya.")
+    return lines + unreachable_lines(plan.unreachable)
+
+
+def unreachable_lines(planned: Sequence[PlannedMessage]) -> list[str]:
+    """The contacts who would be due a reminder now but cannot be reached: never wrote to the
+    bot (Telegram cannot start a chat with a number) and no WhatsApp to their number."""
+    if not planned:
+        return []
+    contacts = {message.recipient.contact_id: message.recipient for message in planned}
+    lines = [
+        f"{len(contacts)} kontak tidak dapat dijangkau: belum pernah menulis ke bot, "
+        f"tanpa WhatsApp:"
+    ]
+    for recipient in sorted(contacts.values(), key=lambda r: (r.name, r.contact_id)):
+        lines.append(f"  {recipient.name}: {UNREACHABLE_WORDS.get(recipient.reach, '?')}")
     return lines
 
 
@@ -94,17 +121,37 @@ def upcoming_lines(
     return lines or ["Tidak ada pengingat terjadwal sesudahnya."]
 
 
-def history_lines(rows: Sequence[HistoryRow]) -> list[str]:
+def _outcome(row: HistoryRow) -> str:
+    """The reason a row was not sent, in the operator's words where it is one of ours."""
+    error = row.last_error or ""
+    if row.status != "failed" or not error:
+        return ""
+    if error.startswith(NOT_ON_WHATSAPP):
+        return " — nomor tidak terdaftar di WhatsApp (131026): tidak dicoba lagi"
+    if error.startswith("not sent: quiet hours"):
+        return " — dibatalkan: jam tenang berakhir sesudah batas waktunya"
+    if error.startswith("not sent: expired"):
+        return " — dibatalkan: sudah lewat waktunya ketika akan dikirim"
+    return f" — {error[:80]}"
+
+
+def history_lines(rows: Sequence[HistoryRow], *, not_on_whatsapp: int = 0) -> list[str]:
+    footer = (
+        [f"{not_on_whatsapp} nomor impor tidak terdaftar di WhatsApp: tidak dikirimi pengingat."]
+        if not_on_whatsapp
+        else []
+    )
     if not rows:
-        return ["Belum ada pengingat atau eskalasi yang ditulis."]
+        return ["Belum ada pengingat atau eskalasi yang ditulis.", *footer]
     lines = []
     for row in rows:
         offset = row.idempotency_key.split(":")[4] if row.idempotency_key.count(":") >= 4 else ""
         when = row.sent_at or row.created_at
         status = STATUS_WORDS.get(row.status, row.status)
-        error = f" — {row.last_error[:80]}" if row.last_error and row.status == "failed" else ""
+        imported = "" if row.has_account else ", nomor impor"
         lines.append(
             f"{when:%Y-%m-%d %H:%M} UTC  {status:<9} {row.purpose} {offset} → "
-            f"{row.contact_name or '?'} ({row.channel} {short_key(row.recipient)}){error}"
+            f"{row.contact_name or '?'} ({row.channel} {short_key(row.recipient)}{imported})"
+            f"{_outcome(row)}"
         )
-    return lines
+    return lines + footer

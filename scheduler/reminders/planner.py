@@ -12,7 +12,7 @@ of a snapshot (storage/reminders.py loads it) and the instant: no clock, no data
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -113,6 +113,12 @@ def plan(snapshot: ReminderSnapshot, now: datetime) -> list[PlannedMessage]:
     return planned
 
 
+def plan_unreachable(snapshot: ReminderSnapshot, now: datetime) -> list[PlannedMessage]:
+    """What `plan` would give, at `now`, the contacts nobody can reach (never wrote to the
+    bot, and no WhatsApp to their number): the operator's count, never written."""
+    return plan(replace(snapshot, recipients=snapshot.unreachable), now)
+
+
 @dataclass(frozen=True)
 class LiveSlots:
     """Per time zone, the slot due now (zones in quiet hours or with no current slot left out)."""
@@ -126,7 +132,7 @@ def _live_zones(
 ) -> LiveSlots:
     reminders, escalations = {}, {}
     for zone in zones:
-        if in_quiet_hours(now, zone):
+        if in_quiet_hours(now, zone, policy.quiet_hours):
             continue
         window = {"opens_on": period.opens_on, "due_on": period.due_on}
         slot = current_slot(reminder_slots(**window, policy=policy, timezone=zone), now)

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from storage.periods import deadline
-from storage.reminder_policy import QUIET_FROM, QUIET_UNTIL, ReminderPolicy
+from storage.reminder_policy import DEFAULT_QUIET_HOURS, QuietHours, ReminderPolicy
 
 LATE_CATCH_UP = timedelta(days=2)
 OPEN = "open"
@@ -92,10 +92,10 @@ def current_slot(slots: list[Slot], now: datetime) -> Slot | None:
     return next((slot for slot in slots if slot.is_current(now)), None)
 
 
-def in_quiet_hours(now: datetime, timezone: str) -> bool:
-    """21:00 to 07:00 in the recipient's zone: nothing is written for them then."""
-    local = now.astimezone(ZoneInfo(timezone)).time()
-    return local >= QUIET_FROM or local < QUIET_UNTIL
+def in_quiet_hours(now: datetime, timezone: str, quiet: QuietHours = DEFAULT_QUIET_HOURS) -> bool:
+    """21:00 to 07:00 (or the policy's hours) in the recipient's zone: nothing is written for
+    them then (and the outbox sender holds what reaches it then: scheduler/outbox.py)."""
+    return quiet.covers(now.astimezone(ZoneInfo(timezone)).time())
 
 
 def may_matter(*, opens_on: date, due_on: date, policy: ReminderPolicy, now: datetime) -> bool:

@@ -10,7 +10,7 @@ from storage.models.catalogue import (
     Programme,
     Question,
 )
-from storage.models.coordination import ClosedWindow, Lease
+from storage.models.coordination import ClosedWindow, Lease, UnreachableNumber
 from storage.models.enums import (
     ActionLevel,
     InboxStatus,
@@ -83,4 +83,5 @@ __all__ = [
     "Submission",
     "SubmissionStatus",
     "SubmissionVersion",
+    "UnreachableNumber",
 ]

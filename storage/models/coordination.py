@@ -32,3 +32,17 @@ class ClosedWindow(SQLModel, table=True):
     channel: str = Field(primary_key=True, sa_type=sa.String(20))  # a bot.engine Channel value
     recipient: str = Field(primary_key=True, max_length=64)
     closed_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class UnreachableNumber(SQLModel, table=True):
+    """A number we wrote to first (an imported contact's, never written from) that the channel
+    said cannot receive messages (WhatsApp 131026: not on WhatsApp): reminders stop trying it
+    every day. It names no person and grants nothing; a contact whose number changes is tried
+    again at the new one."""
+
+    __tablename__ = "unreachable_number"
+
+    channel: str = Field(primary_key=True, sa_type=sa.String(20))  # a bot.engine Channel value
+    recipient: str = Field(primary_key=True, max_length=64)  # as the outbox names it (wa_id)
+    since: datetime = Field(sa_type=UTCDateTime)
+    reason: str | None = Field(default=None, max_length=200)

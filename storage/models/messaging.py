@@ -94,3 +94,10 @@ class OutboxMessage(SQLModel, table=True):
     broadcast_id: int | None = Field(
         default=None, foreign_key="broadcast.id", ondelete="SET NULL", index=True
     )
+    # Quiet hours at send time (reminders, escalations, broadcasts; never replies): the
+    # recipient's zone when the writer knows it (else their region's, looked up at claim), the
+    # quiet hours as "HH:MM-HH:MM" when a policy sets them (else 21:00-07:00), and when the
+    # message is no longer worth sending (a reminder's slot ends: dropped, with the reason).
+    local_zone: str | None = Field(default=None, max_length=40)
+    quiet_hours: str | None = Field(default=None, max_length=11)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -21,6 +21,7 @@ from tests.channels.test_whatsapp import (  # noqa: F401  (fixtures)
     whatsapp,
 )
 from tests.fakes import whatsapp_payloads as wp
+from tests.support.daytime import MiddayClock
 
 
 async def test_a_broadcast_outside_the_window_goes_as_the_broadcast_template(
@@ -42,6 +43,7 @@ async def test_a_broadcast_outside_the_window_goes_as_the_broadcast_template(
             text=text,
             sender_label="Koordinator Kota Bandar Lampung",
         )
+    whatsapp.app.sender.clock = MiddayClock()  # broadcasts wait out quiet hours
     await advance_broadcasts(sessions, wakeup=whatsapp.app.engine.outbox_ready)
     await whatsapp.settle()
     body = whatsapp.api.sent_messages(SITI)[-1]

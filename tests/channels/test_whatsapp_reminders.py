@@ -30,6 +30,9 @@ async def test_a_reminder_outside_the_window_is_the_pengingat_template(
         session.add(identity)
         await session.commit()
     at = datetime(2025, 8, 25, 8, 0, tzinfo=ZoneInfo("Asia/Makassar")).astimezone(UTC)
+    # The sender keeps the ticker's time: a reminder of 2025 would have expired by the wall
+    # clock's, and the recipient's quiet hours are checked when it is sent.
+    whatsapp.app.sender.clock = lambda: at
     ticker = ReminderTicker(
         sessions=sessions, clock=lambda: at, wakeup=whatsapp.app.engine.outbox_ready
     )

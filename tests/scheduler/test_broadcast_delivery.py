@@ -26,6 +26,7 @@ from storage.types import utcnow
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.support.audience import Audience as People
 from tests.support.audience import make_audience
+from tests.support.daytime import to_midday
 
 Sessions = async_sessionmaker[AsyncSession]
 # Not paced, and a 429 does not hold the channel (the storms below are the outbox's retries to
@@ -39,7 +40,8 @@ class Clock:
     """The sender's clock: real time moved on by hand, so a retry comes due without waiting."""
 
     def __init__(self) -> None:
-        self.ahead = timedelta()
+        # Midday in Indonesia: broadcasts are held in their recipients' quiet hours.
+        self.ahead = to_midday()
 
     def __call__(self) -> datetime:
         return utcnow() + self.ahead

@@ -22,6 +22,7 @@ from handlers.router import route, wants_file
 from scheduler.outbox import OutboxSender
 from scheduler.recaps import RecapJob
 from storage.evidence import LocalEvidenceStore
+from tests.support.daytime import MiddayClock
 from tests.support.factories import FOCAL_PHONE, make_world
 from tests.support.fake_channel import FakeChannel
 
@@ -51,7 +52,9 @@ class Harness:
             evidence_store=LocalEvidenceStore(self.data_dir / "evidence"),
             max_upload_bytes=20 * 1024 * 1024,
         )
-        self.sender = OutboxSender(sessions=self.sessions, channels=channels)
+        # Broadcasts are held in their recipients' quiet hours: send at midday, whenever the
+        # suite runs.
+        self.sender = OutboxSender(sessions=self.sessions, channels=channels, clock=MiddayClock())
         # The recap-requests job, run after each message as the scheduler would soon after.
         self.recaps = RecapJob(
             sessions=self.sessions,

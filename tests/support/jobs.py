@@ -6,12 +6,12 @@ import asyncio
 
 
 class IdleEngine:
-    """What `scheduler.jobs.scheduled_jobs` reads of the engine: nothing stored to replay, and
-    the event the reminder and broadcast jobs set to wake the sender."""
+    """What `scheduler.jobs.scheduled_jobs` reads of the engine: nothing stored to replay,
+    the event the reminder and broadcast jobs set to wake the sender, and no channels."""
 
     def __init__(self) -> None:
         self.outbox_ready = asyncio.Event()
-        self.channels: dict[object, object] = {}
+        self.channels: dict[str, object] = {}
 
     async def replay_stored(self) -> int:
         return 0
