@@ -3,10 +3,11 @@ LAPORHAM_TEST_DATABASE_URL is set (.ci/run does both). The schema is built once 
 real Alembic migrations; each test then starts from empty tables (tests/support/databases.py
 empties only the tables a test wrote, and restarts PostgreSQL's sequences).
 
-Under pytest-xdist (`make test` runs `-n 2`) every worker has a database of its own, since each
-test empties the tables: on SQLite a file in the worker's own temporary directory; on PostgreSQL
-`<database>_<worker id>` (<database>_gw0, <database>_gw1...) on the same server, dropped and
-created afresh at the start of the session, so rows a crashed earlier run left behind are gone.
+Under pytest-xdist (`make test` runs `-n $PYTEST_WORKERS`, 4) every worker has a database of its
+own, since each test empties the tables: on SQLite a file in the worker's own temporary
+directory; on PostgreSQL `<database>_<worker id>` (<database>_gw0, <database>_gw1...) on the
+same server, dropped and created afresh at the start of the session, so rows a crashed earlier
+run left behind are gone.
 .ci/run drops these databases at the end.
 
 `database_templates` holds a worker's template databases (SQLite files in the worker's temporary
