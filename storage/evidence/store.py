@@ -19,10 +19,10 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from storage.files import private_directory
 
@@ -213,27 +213,27 @@ def _sweep_one(path: Path, key: str, referenced: frozenset[str], cutoff: float) 
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """Readers see either no file or the complete file, even across a crash or power loss."""
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    _fsync_directory(path.parent)
+    _atomic_replace(path, lambda handle: handle.write(data))
 
 
 def _atomic_copy(source: Path, path: Path) -> None:
     """As _atomic_write, copying from a file in pieces."""
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle, source.open("rb") as reader:
+
+    def copy(handle: BinaryIO) -> None:
+        with source.open("rb") as reader:
             while piece := reader.read(CHUNK_SIZE):
                 handle.write(piece)
+
+    _atomic_replace(path, copy)
+
+
+def _atomic_replace(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write a temporary file beside ``path`` with ``write``, flush it to disk, rename it over
+    ``path`` and make the rename durable; on any error the temporary file goes."""
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)
