@@ -26,7 +26,7 @@ from bot.engine.windows import StoredClosedWindows
 from bot.http import HttpServer, ServerLimits, build_app
 from bot.settings import Settings
 from handlers.router import route, wants_file
-from scheduler.jobs import build_scheduler, scheduled_jobs
+from scheduler.jobs import JobRuns, build_scheduler, scheduled_jobs
 from scheduler.leases import DatabaseLease
 from scheduler.outbox import OutboxSender
 from storage.db import create_engine, ping, session_factory, transaction
@@ -272,13 +272,15 @@ async def run_channels(
     log.info("HTTP server on %s:%s", settings.http_host, http.port)
     if on_http_started:
         on_http_started(http.port)
+    job_runs = JobRuns()
     scheduler = build_scheduler(
         scheduled_jobs(
             engine=app.engine,
             sessions=app.sessions,
             store=app.engine.evidence_store,
             retention_age=timedelta(days=settings.retention_days),
-        )
+        ),
+        job_runs,
     )
     scheduler.start()
     sender = asyncio.create_task(app.sender.run(), name="outbox-sender")
@@ -291,10 +293,14 @@ async def run_channels(
             await app.engine.replay_stored()
             await until_stopped(stop, [sender, *receivers])
     finally:
-        scheduler.shutdown(wait=False)
         if stop.is_set():
-            await shut_down(app, http, receivers, sender, grace=settings.shutdown_seconds)
+            scheduler.pause()  # no new job runs; those in hand finish within the grace
+            await shut_down(
+                app, http, receivers, sender, grace=settings.shutdown_seconds, jobs=job_runs
+            )
+            scheduler.shutdown(wait=False)
         else:  # cancelled, or a channel failed: stop now, as a crash would (nothing is lost)
+            scheduler.shutdown(wait=False)
             await cut_short(app, http, [*receivers, sender])
 
 
@@ -334,13 +340,17 @@ async def shut_down(
     sender: asyncio.Task[None],
     *,
     grace: float,
+    jobs: JobRuns | None = None,
 ) -> None:
     """Stop taking updates (polling stops, the HTTP server stops accepting), let the turns in
-    hand finish, let the sender finish its sends and write their outcomes, then close; all
-    within `grace` seconds, after which what is left is cut short (its rows are sent again
-    after the restart: nothing is lost)."""
+    hand finish, let the sender finish its sends and write their outcomes, let the scheduled
+    job runs in hand end, then close; all within `grace` seconds, after which what is left is
+    cut short (its rows are sent again after the restart, a job's work is redone: nothing is
+    lost)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
+    # Job runs in hand end meanwhile (their queries are not cut mid-way).
+    jobs_settled = asyncio.ensure_future(jobs.settle() if jobs is not None else asyncio.sleep(0))
     for task in receivers:
         task.cancel()
     for task in receivers:
@@ -360,6 +370,9 @@ async def shut_down(
         sender.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await sender
+    await _within(deadline, jobs_settled, "scheduled jobs")
+    if jobs is not None:
+        await jobs.cancel()  # past the bound: cut short
     for adapter in app.channels.values():
         with contextlib.suppress(Exception):
             await adapter.close()

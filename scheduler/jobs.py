@@ -16,6 +16,7 @@ The outbox sender needs no job: it wakes itself when rows are written and polls 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -155,9 +156,50 @@ async def sweep_unreferenced_evidence(
     return deleted
 
 
-def build_scheduler(jobs: list[Job]) -> AsyncIOScheduler:
+class JobRuns:
+    """The job runs in hand, so that a graceful stop lets them finish. APScheduler's asyncio
+    executor cancels every run in flight at shutdown (it cannot wait there), which cuts a query
+    mid-way: SQLAlchemy's pool then logs the cancelled connection close as an error."""
+
+    def __init__(self) -> None:
+        self._running: set[asyncio.Task[object]] = set()
+
+    def tracked(self, run: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
+        async def tracked_run() -> object:
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)
+            try:
+                return await run()
+            finally:
+                if task is not None:
+                    self._running.discard(task)
+
+        return tracked_run
+
+    @property
+    def in_hand(self) -> int:
+        return len(self._running)
+
+    async def settle(self) -> None:
+        """Until every run in hand has ended (bound it from outside: `asyncio.wait_for`)."""
+        while self._running:
+            await asyncio.wait(set(self._running))
+
+    async def cancel(self) -> None:
+        """Cut short what is still running, and wait until it has stopped."""
+        running = set(self._running)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
+
+
+def build_scheduler(jobs: list[Job], runs: JobRuns | None = None) -> AsyncIOScheduler:
+    """`runs`: each job's runs are tracked there (for a graceful stop)."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     for job in jobs:
+        run = runs.tracked(job.run) if runs is not None else job.run
         common = {
             "id": job.id,
             "replace_existing": True,
@@ -167,7 +209,7 @@ def build_scheduler(jobs: list[Job]) -> AsyncIOScheduler:
         if job.daily_at is not None:
             hour, minute = (int(part) for part in job.daily_at.split(":"))
             scheduler.add_job(
-                job.run,
+                run,
                 "cron",
                 hour=hour,
                 minute=minute,
@@ -176,5 +218,5 @@ def build_scheduler(jobs: list[Job]) -> AsyncIOScheduler:
                 **common,
             )
         else:
-            scheduler.add_job(job.run, "interval", seconds=job.seconds, **common)
+            scheduler.add_job(run, "interval", seconds=job.seconds, **common)
     return scheduler

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from bot.engine.events import OutFile, OutText, outgoing_to_payload
-from scheduler.jobs import build_scheduler, scheduled_jobs, sweep_unreferenced_evidence
+from scheduler.jobs import (
+    Job,
+    JobRuns,
+    build_scheduler,
+    scheduled_jobs,
+    sweep_unreferenced_evidence,
+)
 from storage import outbox
 from storage.db import transaction
 from storage.evidence import LocalEvidenceStore
@@ -140,3 +148,56 @@ async def test_a_recap_file_waiting_in_the_outbox_survives_the_sweep(
         )
     assert await sweep_unreferenced_evidence(sessions=sessions, store=store) == 2
     assert not await store.exists(chart) and not await store.exists(workbook)
+
+
+# --------------------------------------------------------------------------- a graceful stop
+
+
+async def test_a_graceful_stop_lets_a_job_run_in_hand_finish() -> None:
+    """APScheduler cancels job runs in flight at shutdown; a run tracked by JobRuns is waited
+    for instead, so a query is never cut mid-way (the pool logged that as an error)."""
+    runs = JobRuns()
+    reached, release = asyncio.Event(), asyncio.Event()
+    finished: list[str] = []
+
+    async def job() -> None:
+        reached.set()
+        await release.wait()  # a query in flight
+        finished.append("done")
+
+    run = asyncio.create_task(runs.tracked(job)())
+    await reached.wait()
+    assert runs.in_hand == 1
+    settling = asyncio.create_task(runs.settle())
+    await asyncio.sleep(0)
+    assert not settling.done()  # still waiting for the run
+    release.set()
+    await settling
+    assert finished == ["done"] and not run.cancelled() and runs.in_hand == 0
+
+
+async def test_a_job_run_past_the_bound_is_cut_short() -> None:
+    runs = JobRuns()
+    reached = asyncio.Event()
+
+    async def stuck() -> None:
+        reached.set()
+        await asyncio.Event().wait()
+
+    run = asyncio.create_task(runs.tracked(stuck)())
+    await reached.wait()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(runs.settle(), timeout=0)
+    await runs.cancel()
+    assert run.cancelled() and runs.in_hand == 0
+
+
+def test_the_scheduler_runs_the_tracked_jobs() -> None:
+    runs = JobRuns()
+
+    async def job() -> None:
+        return None
+
+    scheduler = build_scheduler([Job(id="one", seconds=60, run=job)], runs)
+    [scheduled] = scheduler.get_jobs()
+    assert scheduled.func is not job  # the tracked wrapper: its runs are counted in `runs`
