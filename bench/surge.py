@@ -62,7 +62,6 @@ import json
 import logging
 import os
 import random
-import signal
 import statistics
 import sys
 import tempfile
@@ -153,20 +152,14 @@ async def serve_product(args: argparse.Namespace) -> None:
     def announce(port: int) -> None:  # the first stdout line is the contract with the parent
         print(json.dumps({"http_port": port}), flush=True)
 
-    await run_channels(settings, channels, on_http_started=announce)
+    # SIGTERM stops it as it stops `laporham run`: gracefully (the log shows what that leaves).
+    await run_channels(settings, channels, on_http_started=announce, handle_signals=True)
 
 
 def serve(args: argparse.Namespace) -> None:
     """Child process: run the product until SIGTERM. Its log (stderr) goes to a file."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-    async def until_terminated() -> None:
-        task = asyncio.ensure_future(serve_product(args))
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    asyncio.run(until_terminated())
+    asyncio.run(serve_product(args))
 
 
 @dataclass
