@@ -39,7 +39,7 @@ from bot.engine.texts import t
 from bot.engine.turn import STANDING, Turn
 from handlers import report_views as views
 from handlers.answers import display_value
-from storage import outbox, reports, review
+from storage import identities, outbox, reports, review
 from storage.models import Contact, ReviewDecision, Submission
 from storage.periods import window
 from storage.review import Changes, Content, FileRef
@@ -191,7 +191,7 @@ async def _header(turn: Turn, submission: Submission, version: int) -> str:
         else None
     )
     sender = (
-        await review.get_contact(session=turn.session, contact_id=submission.submitted_by_id)
+        await identities.get_contact(session=turn.session, contact_id=submission.submitted_by_id)
         if submission.submitted_by_id
         else None
     )

@@ -31,7 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.events import OutText, outgoing_to_payload
 from bot.engine.texts import count_text, t
-from storage import broadcasts, outbox
+from storage import broadcasts, identities, outbox
 from storage.broadcasts import Delivery, Recipient
 from storage.db import transaction
 from storage.models import Broadcast, BroadcastState
@@ -154,7 +154,7 @@ async def _tell_author(
     if broadcast.author_channel is None or broadcast.author_chat_id is None:
         return False  # from the CLI: `laporham broadcast status ID` shows the report
     author = (
-        await broadcasts.get_contact(session=session, contact_id=broadcast.author_id)
+        await identities.get_contact(session=session, contact_id=broadcast.author_id)
         if broadcast.author_id
         else None
     )

@@ -53,7 +53,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.engine.channel import Capabilities
 from bot.engine.events import OutFile, Outgoing, OutText, outgoing_to_payload
 from bot.engine.texts import human_size, t
-from storage import oversight, recap_requests, reports
+from storage import identities, oversight, recap_requests, reports
 from storage.db import transaction
 from storage.evidence import EvidenceStore
 from storage.evidence_export import (
@@ -370,7 +370,9 @@ async def _asker_and_period(
     session: AsyncSession, request: ClaimedRequest
 ) -> tuple[Contact | None, Period | None]:
     contact = (
-        await session.get(Contact, request.contact_id) if request.contact_id is not None else None
+        await identities.get_contact(session=session, contact_id=request.contact_id)
+        if request.contact_id is not None
+        else None
     )
     if contact is not None and not contact.active:
         contact = None

@@ -421,7 +421,3 @@ async def delivery(*, session: AsyncSession, broadcast_id: int) -> Delivery:
         waiting=waiting,
         errors=tuple((error or "", int(n)) for error, n in errors.all()),
     )
-
-
-async def get_contact(*, session: AsyncSession, contact_id: int) -> Contact | None:
-    return await session.get(Contact, contact_id)

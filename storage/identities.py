@@ -57,6 +57,10 @@ def attach_identity(
     return identity
 
 
+async def get_contact(*, session: AsyncSession, contact_id: int) -> Contact | None:
+    return await session.get(Contact, contact_id)
+
+
 async def find_contact_by_phone(*, session: AsyncSession, phone: str) -> Contact | None:
     statement = select(Contact).where(Contact.phone == phone)
     return (await session.exec(statement)).first()

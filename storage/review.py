@@ -356,7 +356,3 @@ async def office_focal_points(
         .order_by(col(Contact.id), col(ChannelIdentity.id))
     )
     return [(contact, identity) for contact, identity in (await session.exec(statement)).all()]
-
-
-async def get_contact(*, session: AsyncSession, contact_id: int) -> Contact | None:
-    return await session.get(Contact, contact_id)
